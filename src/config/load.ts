@@ -1,0 +1,148 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { configSchema, type RawConfig } from "./schema.js";
+
+export interface StaticTokenIdentity {
+  readonly name: string;
+  /** SHA-256 digest of the token (32 bytes). */
+  readonly sha256: Buffer;
+}
+
+/** The validated, secret-resolved, frozen configuration every other module receives. */
+export type Config = DeepReadonly<
+  Omit<RawConfig, "identities"> & {
+    identities: { static: StaticTokenIdentity[] };
+  }
+> & { readonly source: string };
+
+type DeepReadonly<T> = T extends Buffer
+  ? T
+  : T extends (infer U)[]
+    ? readonly DeepReadonly<U>[]
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+export interface ConfigIssue {
+  /** Dotted key path, e.g. `teams.0.members.1`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Thrown when a config cannot be used; lists every problem at once. */
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super(
+      `invalid configuration ${source}:\n${issues.map((issue) => `  - ${issue.path || "(root)"}: ${issue.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+/** Where the config file comes from: `--config FILE`, else `PUSHGUARD_CONFIG`. */
+export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const path = flag ?? env.PUSHGUARD_CONFIG;
+  if (!path) {
+    throw new ConfigError("(none)", [
+      { path: "", message: "no configuration given: pass --config FILE or set PUSHGUARD_CONFIG (there is no open mode)" },
+    ]);
+  }
+  return path;
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(path, [{ path: "", message: `cannot read file: ${(error as Error).message}` }]);
+  }
+  return parseConfig(text, path, env);
+}
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const document = parseDocument(text, { uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      document.errors.map((error) => ({ path: "", message: `YAML: ${error.message.split("\n")[0]}` })),
+    );
+  }
+  const result = configSchema.safeParse(document.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(source, result.error.issues.map(toIssue));
+  }
+  const issues: ConfigIssue[] = [];
+  const identities = result.data.identities.static.flatMap((identity, index) => {
+    try {
+      return [{ name: identity.name, sha256: resolveTokenHash(identity, env) }];
+    } catch (error) {
+      issues.push({ path: `identities.static.${index}`, message: (error as Error).message });
+      return [];
+    }
+  });
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  return deepFreeze({ ...result.data, identities: { static: identities }, source }) as Config;
+}
+
+function toIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  return { path: issue.path.map(String).join("."), message: issue.message };
+}
+
+type StaticIdentityInput = RawConfig["identities"]["static"][number];
+
+function resolveTokenHash(identity: StaticIdentityInput, env: NodeJS.ProcessEnv): Buffer {
+  if (identity.sha256 !== undefined) return hexDigest(identity.sha256, "sha256");
+  if (identity.sha256File !== undefined) {
+    return hexDigest(readSecretFile(identity.sha256File, "sha256File"), "sha256File");
+  }
+  if (identity.sha256Env !== undefined) {
+    return hexDigest(readSecretEnv(identity.sha256Env, "sha256Env", env), "sha256Env");
+  }
+  if (identity.tokenFile !== undefined) return hashToken(readSecretFile(identity.tokenFile, "tokenFile"));
+  if (identity.tokenEnv !== undefined) return hashToken(readSecretEnv(identity.tokenEnv, "tokenEnv", env));
+  throw new Error("no token source");
+}
+
+/** Trailing newlines are what `echo` and most secret tooling add; they are never part of a token. */
+function readSecretFile(path: string, key: string): string {
+  let value: string;
+  try {
+    value = readFileSync(path, "utf8").replace(/[\r\n]+$/, "");
+  } catch (error) {
+    throw new Error(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  if (value.length === 0) throw new Error(`${key}: ${path} is empty`);
+  return value;
+}
+
+function readSecretEnv(name: string, key: string, env: NodeJS.ProcessEnv): string {
+  const value = env[name]?.replace(/[\r\n]+$/, "");
+  if (!value) throw new Error(`${key}: environment variable ${name} is not set or empty`);
+  return value;
+}
+
+function hexDigest(value: string, key: string): Buffer {
+  const hex = value.trim().replace(/^sha256:/, "");
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new Error(`${key}: not a SHA-256 hex digest (see \`pushguard hash-token\`)`);
+  }
+  return Buffer.from(hex, "hex");
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash("sha256").update(token, "utf8").digest();
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Buffer.isBuffer(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,168 @@
+import { z } from "zod";
+
+/**
+ * The one source of truth for pushguard's configuration file. Every key is documented in the
+ * README's "Configuration" section; a test keeps the two in step.
+ */
+
+const MiB = 1024 * 1024;
+
+/** `host:port`; an IPv6 host is written in brackets (`[::1]:9091`). */
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:9091 or :9091")
+  .refine((value) => {
+    const port = Number(value.slice(value.lastIndexOf(":") + 1));
+    return port >= 0 && port <= 65535;
+  }, "port must be between 0 and 65535");
+
+export const actions = ["push", "delete", "wipe", "read"] as const;
+export type Action = (typeof actions)[number];
+
+const identityName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of letters, digits, _ . : @ -");
+
+const sha256Hex = z
+  .string()
+  .trim()
+  .regex(/^(sha256:)?[0-9a-fA-F]{64}$/, "must be a SHA-256 hex digest (see `pushguard hash-token`)");
+
+/**
+ * A static token identity. The token itself is never written in the config: give its SHA-256 hash
+ * (inline, from a file or an env var), or point at the raw token in a file or env var (a
+ * Kubernetes Secret), which pushguard hashes when it loads.
+ */
+const staticTokenIdentity = z
+  .strictObject({
+    name: identityName,
+    sha256: sha256Hex.optional(),
+    sha256File: z.string().min(1).optional(),
+    sha256Env: z.string().min(1).optional(),
+    tokenFile: z.string().min(1).optional(),
+    tokenEnv: z.string().min(1).optional(),
+  })
+  .superRefine((identity, ctx) => {
+    const given = ["sha256", "sha256File", "sha256Env", "tokenFile", "tokenEnv"].filter(
+      (key) => identity[key as keyof typeof identity] !== undefined,
+    );
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `give exactly one of sha256, sha256File, sha256Env, tokenFile, tokenEnv (got ${given.length === 0 ? "none" : given.join(", ")})`,
+      });
+    }
+  });
+
+/** A job-name glob: `*` matches any run of characters, `?` one character. */
+const jobPattern = z.string().min(1, "must not be empty");
+
+const team = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 characters of letters, digits, _ . -"),
+  members: z.array(identityName).min(1, "a team needs at least one member"),
+  jobs: z.array(jobPattern).default([]),
+  actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        api: listenAddress.default("0.0.0.0:9091"),
+        metrics: listenAddress.default("0.0.0.0:9092"),
+      })
+      .prefault({}),
+    upstream: z.strictObject({
+      url: z.url({ protocol: /^https?$/ }).refine((u) => !new URL(u).search, "must not have a query string"),
+      timeoutMs: z.number().int().positive().max(600_000).default(10_000),
+      connectTimeoutMs: z.number().int().positive().max(60_000).default(2_000),
+      connections: z.number().int().positive().max(1024).default(64),
+    }),
+    identities: z
+      .strictObject({
+        static: z.array(staticTokenIdentity).default([]),
+      })
+      .prefault({}),
+    teams: z.array(team).default([]),
+    anonymous: z
+      .strictObject({
+        actions: z.array(z.literal("read", { error: "anonymous callers may only be granted read" })).default([]),
+      })
+      .prefault({}),
+    body: z
+      .strictObject({
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .max(64 * MiB)
+          .default(8 * MiB),
+        maxDecompressedBytes: z
+          .number()
+          .int()
+          .positive()
+          .max(256 * MiB)
+          .default(32 * MiB),
+      })
+      .prefault({}),
+    server: z
+      .strictObject({
+        shutdownGraceMs: z.number().int().nonnegative().max(600_000).default(10_000),
+        requestTimeoutMs: z.number().int().positive().max(600_000).default(30_000),
+        headersTimeoutMs: z.number().int().positive().max(120_000).default(10_000),
+        keepAliveTimeoutMs: z.number().int().positive().max(600_000).default(65_000),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.identities.static.forEach((identity, index) => {
+      if (names.has(identity.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["identities", "static", index, "name"],
+          message: `duplicate identity "${identity.name}"`,
+        });
+      }
+      names.add(identity.name);
+    });
+    const teamNames = new Set<string>();
+    config.teams.forEach((team, index) => {
+      if (teamNames.has(team.name)) {
+        ctx.addIssue({ code: "custom", path: ["teams", index, "name"], message: `duplicate team "${team.name}"` });
+      }
+      teamNames.add(team.name);
+      team.members.forEach((member, memberIndex) => {
+        if (!names.has(member)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["teams", index, "members", memberIndex],
+            message: `unknown identity "${member}"`,
+          });
+        }
+      });
+      const jobScoped = team.actions.some((action) => action === "push" || action === "delete");
+      if (jobScoped && team.jobs.length === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["teams", index, "jobs"],
+          message: "push and delete need at least one job pattern",
+        });
+      }
+    });
+    if (config.teams.length === 0 && config.anonymous.actions.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["teams"],
+        message: "the config grants nothing: define at least one team (pushguard has no open mode)",
+      });
+    }
+  });
+
+/** The configuration file as written, before secrets are resolved. */
+export type RawConfig = z.infer<typeof configSchema>;

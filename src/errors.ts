@@ -1,0 +1,84 @@
+/**
+ * Every request pushguard refuses ends up as one of these codes: in the problem+json body
+ * (RFC 9457), in metric labels and in tests. Codes are a closed union so callers can switch on
+ * them; messages are for humans and may change.
+ */
+export const problemCodes = {
+  ERR_AUTH_MISSING: 401,
+  ERR_AUTH_INVALID: 401,
+  ERR_ACL_DENIED: 403,
+  ERR_ROUTE_FORBIDDEN: 403,
+  ERR_ROUTE_NOT_FOUND: 404,
+  ERR_METHOD_NOT_ALLOWED: 405,
+  ERR_BAD_GROUPING_KEY: 400,
+  ERR_BAD_BODY_ENCODING: 400,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_UNSUPPORTED_ENCODING: 415,
+  ERR_RATE_LIMITED: 429,
+  ERR_UPSTREAM_UNAVAILABLE: 502,
+  ERR_UPSTREAM_TIMEOUT: 504,
+  ERR_SHUTTING_DOWN: 503,
+  ERR_INTERNAL: 500,
+} as const;
+
+export type ProblemCode = keyof typeof problemCodes;
+
+const titles: Record<ProblemCode, string> = {
+  ERR_AUTH_MISSING: "Authentication required",
+  ERR_AUTH_INVALID: "Invalid credentials",
+  ERR_ACL_DENIED: "Not allowed",
+  ERR_ROUTE_FORBIDDEN: "Route is closed",
+  ERR_ROUTE_NOT_FOUND: "Not found",
+  ERR_METHOD_NOT_ALLOWED: "Method not allowed",
+  ERR_BAD_GROUPING_KEY: "Malformed grouping key",
+  ERR_BAD_BODY_ENCODING: "Malformed body encoding",
+  ERR_BODY_TOO_LARGE: "Body too large",
+  ERR_UNSUPPORTED_ENCODING: "Unsupported content encoding",
+  ERR_RATE_LIMITED: "Too many requests",
+  ERR_UPSTREAM_UNAVAILABLE: "Pushgateway unavailable",
+  ERR_UPSTREAM_TIMEOUT: "Pushgateway timed out",
+  ERR_SHUTTING_DOWN: "Shutting down",
+  ERR_INTERNAL: "Internal error",
+};
+
+export interface ProblemOptions {
+  /** Extra response headers, e.g. `WWW-Authenticate`, `Allow` or `Retry-After`. */
+  headers?: Record<string, string>;
+  /** Structured, non-secret details added to the problem body (e.g. `action`, `job`). */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/** A request-level failure with a stable code. Never put a credential in `detail` or `details`. */
+export class ProblemError extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ProblemCode, detail: string, options: ProblemOptions = {}) {
+    super(detail, { cause: options.cause });
+    this.name = "ProblemError";
+    this.code = code;
+    this.status = problemCodes[code];
+    this.headers = options.headers ?? {};
+    this.details = options.details ?? {};
+  }
+}
+
+/** Builds the RFC 9457 response for a problem. */
+export function problemResponse(problem: ProblemError, requestId: string): Response {
+  const body = {
+    type: `https://github.com/pushguard/pushguard#${problem.code.toLowerCase()}`,
+    title: titles[problem.code],
+    status: problem.status,
+    detail: problem.message,
+    code: problem.code,
+    requestId,
+    ...problem.details,
+  };
+  return new Response(JSON.stringify(body), {
+    status: problem.status,
+    headers: { "content-type": "application/problem+json", ...problem.headers },
+  });
+}
