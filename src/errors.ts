@@ -12,6 +12,7 @@ export const problemCodes = {
   ERR_METHOD_NOT_ALLOWED: 405,
   ERR_BAD_GROUPING_KEY: 400,
   ERR_BAD_BODY_ENCODING: 400,
+  ERR_REQUEST_INCOMPLETE: 400,
   ERR_BODY_TOO_LARGE: 413,
   ERR_UNSUPPORTED_ENCODING: 415,
   ERR_RATE_LIMITED: 429,
@@ -32,6 +33,7 @@ const titles: Record<ProblemCode, string> = {
   ERR_METHOD_NOT_ALLOWED: "Method not allowed",
   ERR_BAD_GROUPING_KEY: "Malformed grouping key",
   ERR_BAD_BODY_ENCODING: "Malformed body encoding",
+  ERR_REQUEST_INCOMPLETE: "Request body incomplete",
   ERR_BODY_TOO_LARGE: "Body too large",
   ERR_UNSUPPORTED_ENCODING: "Unsupported content encoding",
   ERR_RATE_LIMITED: "Too many requests",
@@ -46,6 +48,8 @@ export interface ProblemOptions {
   headers?: Record<string, string>;
   /** Structured, non-secret details added to the problem body (e.g. `action`, `job`). */
   details?: Record<string, unknown>;
+  /** A finer, internal reason for metrics (e.g. `malformed` vs `unknown-token`); never sent. */
+  reason?: string;
   cause?: unknown;
 }
 
@@ -55,6 +59,7 @@ export class ProblemError extends Error {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly details: Record<string, unknown>;
+  readonly reason: string;
 
   constructor(code: ProblemCode, detail: string, options: ProblemOptions = {}) {
     super(detail, { cause: options.cause });
@@ -63,6 +68,7 @@ export class ProblemError extends Error {
     this.status = problemCodes[code];
     this.headers = options.headers ?? {};
     this.details = options.details ?? {};
+    this.reason = options.reason ?? code;
   }
 }
 

@@ -49,7 +49,10 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
   const path = flag ?? env.PUSHGUARD_CONFIG;
   if (!path) {
     throw new ConfigError("(none)", [
-      { path: "", message: "no configuration given: pass --config FILE or set PUSHGUARD_CONFIG (there is no open mode)" },
+      {
+        path: "",
+        message: "no configuration given: pass --config FILE or set PUSHGUARD_CONFIG (there is no open mode)",
+      },
     ]);
   }
   return path;

@@ -58,7 +58,9 @@ const staticTokenIdentity = z
 const jobPattern = z.string().min(1, "must not be empty");
 
 const team = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 characters of letters, digits, _ . -"),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 characters of letters, digits, _ . -"),
   members: z.array(identityName).min(1, "a team needs at least one member"),
   jobs: z.array(jobPattern).default([]),
   actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
@@ -86,7 +88,9 @@ export const configSchema = z
     teams: z.array(team).default([]),
     anonymous: z
       .strictObject({
-        actions: z.array(z.literal("read", { error: "anonymous callers may only be granted read" })).default([]),
+        actions: z
+          .array(z.literal("read", { error: "anonymous callers may only be granted read" }))
+          .default([]),
       })
       .prefault({}),
     body: z
@@ -134,7 +138,11 @@ export const configSchema = z
     const teamNames = new Set<string>();
     config.teams.forEach((team, index) => {
       if (teamNames.has(team.name)) {
-        ctx.addIssue({ code: "custom", path: ["teams", index, "name"], message: `duplicate team "${team.name}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["teams", index, "name"],
+          message: `duplicate team "${team.name}"`,
+        });
       }
       teamNames.add(team.name);
       team.members.forEach((member, memberIndex) => {

@@ -14,6 +14,11 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** Values safe to write unencoded in a path segment; everything else is sent as `@base64`. */
 const PLAIN_VALUE = /^[A-Za-z0-9_:.~-]+$/;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+/**
+ * What may appear unencoded in the request path: visible ASCII only. Go's server also takes raw
+ * bytes >= 0x80 (raw UTF-8); we require those to be percent-encoded, as every client library does.
+ */
+const RAW_PATH = /^[\x21-\x7e]*$/;
 
 /**
  * Parses the part of a push path after `/metrics/job/` exactly as Pushgateway does: the whole
@@ -22,34 +27,40 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
  * name keeps its last value, `__`-prefixed or invalid names, an odd pair count and an empty job
  * are errors.
  *
+ * Stricter than Pushgateway 1.5.1 where its answer would not be "this exact group" (see
+ * test/integration/grouping-key-agreement.test.ts for the full list):
+ * - a decoded path that Go's `http.ServeMux` would clean (`//`, `.` or `..` segments, also when
+ *   written `%2F`/`%2e`) is refused: upstream answers 301 to a *different* path there;
+ * - anything that is not valid UTF-8 after decoding is refused (upstream stores a failed group
+ *   that makes every later push fail its consistency check);
+ * - raw non-ASCII bytes, base64 with non-zero trailing bits or embedded CR/LF are refused.
+ *
  * @param jobBase64 whether the route was `/metrics/job@base64/…`
  * @param rest the still percent-encoded remainder: `<job>{/<name>/<value>}`
  */
 export function parseGroupingKey(jobBase64: boolean, rest: string): GroupingKey {
-  const decoded = percentDecode(rest);
-  const slash = decoded.indexOf("/");
-  const rawJob = slash === -1 ? decoded : decoded.slice(0, slash);
+  const segments = percentDecode(rest).split("/");
+  const last = segments.length - 1;
+  segments.forEach((segment, index) => {
+    if (segment === "." || segment === "..") throw badKey("dot segments are not allowed in a push path");
+    // An empty job is reported below; an empty last segment is a trailing slash (or an empty value).
+    if (segment === "" && index > 0 && index < last) throw badKey("empty path segment (//)");
+  });
+  const rawJob = segments[0] as string;
   const job = jobBase64 ? decodeBase64Value("job", rawJob) : rawJob;
   if (job === "") throw badKey("job name is required");
   const labels: Record<string, string> = {};
-  if (slash !== -1) {
-    const labelPart = decoded.slice(slash);
-    // Pushgateway treats "" and "/" as "no labels": a single trailing slash is harmless.
-    if (labelPart.length > 1) {
-      const components = labelPart.split("/");
-      if (components.length % 2 === 0) throw badKey("odd number of label path segments (name without value)");
-      for (let i = 1; i < components.length; i += 2) {
-        const name = components[i] as string;
-        const value = components[i + 1] as string;
-        const encoded = name.endsWith(BASE64_SUFFIX);
-        const bareName = encoded ? name.slice(0, -BASE64_SUFFIX.length) : name;
-        if (!LABEL_NAME.test(bareName) || bareName.startsWith("__")) {
-          throw badKey(`improper label name "${bareName}"`);
-        }
-        const labelValue = encoded ? decodeBase64Value(bareName, value) : value;
-        if (bareName !== "job") labels[bareName] = labelValue;
-      }
-    }
+  // Pushgateway treats "" and "/" after the job as "no labels": a single trailing slash is harmless.
+  const pairs = segments.length === 2 && segments[1] === "" ? [] : segments.slice(1);
+  if (pairs.length % 2 === 1) throw badKey("odd number of label path segments (name without value)");
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i] as string;
+    const value = pairs[i + 1] as string;
+    const encoded = name.endsWith(BASE64_SUFFIX);
+    const bareName = encoded ? name.slice(0, -BASE64_SUFFIX.length) : name;
+    if (!isLabelName(bareName)) throw badKey(`improper label name "${bareName}"`);
+    const labelValue = encoded ? decodeBase64Value(bareName, value) : value;
+    if (bareName !== "job") labels[bareName] = labelValue;
   }
   return { job, labels: sortLabels(labels) };
 }
@@ -57,21 +68,29 @@ export function parseGroupingKey(jobBase64: boolean, rest: string): GroupingKey 
 /**
  * The canonical upstream path for a grouping key. Values that are not plainly safe in a URL
  * segment (empty, `.`/`..`, anything with `/`, `%`, spaces or non-ASCII) use `@base64`, so the
- * upstream decodes exactly the key that was authorized.
+ * upstream decodes exactly the key that was authorized. A key that could not round-trip (empty
+ * job, a `job` or invalid label name) is refused rather than silently altered.
  */
 export function formatGroupingKey(key: GroupingKey): string {
-  let path = `/metrics/${segment("job", key.job)}`;
-  for (const [name, value] of Object.entries(sortLabels(key.labels))) {
-    path += `/${segment(name, value)}`;
+  if (key.job === "") throw badKey("job name is required");
+  for (const name of Object.keys(key.labels)) {
+    if (!isLabelName(name) || name === "job") throw badKey(`improper label name "${name}"`);
   }
+  let path = `/metrics/${segment("job", key.job)}`;
+  for (const [name, value] of Object.entries(sortLabels(key.labels))) path += `/${segment(name, value)}`;
   return path;
 }
 
 /** A short human form for logs and explanations: `job="x",instance="y"`. */
 export function describeGroupingKey(key: GroupingKey): string {
-  return [`job=${JSON.stringify(key.job)}`, ...Object.entries(key.labels).map(([n, v]) => `${n}=${JSON.stringify(v)}`)].join(
-    ",",
-  );
+  return [
+    `job=${JSON.stringify(key.job)}`,
+    ...Object.entries(key.labels).map(([n, v]) => `${n}=${JSON.stringify(v)}`),
+  ].join(",");
+}
+
+function isLabelName(name: string): boolean {
+  return LABEL_NAME.test(name) && !name.startsWith("__");
 }
 
 function segment(name: string, value: string): string {
@@ -86,35 +105,32 @@ function sortLabels(labels: Readonly<Record<string, string>>): Record<string, st
   return sorted;
 }
 
-/** Go's base64.RawURLEncoding after trimming `=` padding, as Pushgateway decodes. */
+/**
+ * Go's `base64.RawURLEncoding` after trimming `=` padding, as Pushgateway decodes, but stricter:
+ * Go's (non-`Strict()`) decoder also skips CR/LF and ignores non-zero trailing bits, so several
+ * texts decode to one value; we accept only the canonical text.
+ */
 function decodeBase64Value(name: string, value: string): string {
   const trimmed = value.replace(/=+$/, "");
-  // Raw (unpadded) base64 never has a length of 1 mod 4; Go rejects it, so do we.
+  // Raw (unpadded) base64 never has a length of 1 mod 4; Go rejects it too.
   if (!BASE64URL.test(trimmed) || trimmed.length % 4 === 1) {
     throw badKey(`invalid base64 encoding for label "${name}"`);
   }
   const bytes = Buffer.from(trimmed, "base64url");
-  if (!hasCanonicalTail(trimmed, bytes)) throw badKey(`invalid base64 encoding for label "${name}"`);
+  // Node silently drops non-zero trailing bits; re-encoding tells us whether there were any.
+  if (bytes.toString("base64url") !== trimmed) throw badKey(`invalid base64 encoding for label "${name}"`);
   return utf8(bytes, name);
 }
 
-/** Go's strict decoder rejects non-zero trailing bits; Node silently drops them. */
-function hasCanonicalTail(text: string, bytes: Buffer): boolean {
-  return bytes.toString("base64url") === text;
-}
-
 function percentDecode(text: string): string {
-  let bytes: Buffer;
-  if (!text.includes("%")) {
-    bytes = Buffer.from(text, "latin1");
-    if (/[^\x20-\x7e]/.test(text)) throw badKey("path contains characters that must be percent-encoded");
-  } else {
-    if (/%(?![0-9a-fA-F]{2})/.test(text)) throw badKey("invalid percent-encoding in path");
-    bytes = Buffer.from(
-      text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
-      "latin1",
-    );
-  }
+  // Checked on every path, with or without `%`: a char above U+00FF would otherwise be truncated
+  // to one byte by the latin1 conversion below (U+0174 → "t").
+  if (!RAW_PATH.test(text)) throw badKey("path contains characters that must be percent-encoded");
+  if (/%(?![0-9a-fA-F]{2})/.test(text)) throw badKey("invalid percent-encoding in path");
+  const bytes = Buffer.from(
+    text.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+    "latin1",
+  );
   return utf8(bytes, "path");
 }
 

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { summarizeConfig } from "./cli/summary.js";
+import { ConfigError, hashToken, loadConfigFile, resolveConfigPath } from "./config/load.js";
+import { createLogger } from "./observability/logger.js";
+import { startServer } from "./server.js";
+import { VERSION } from "./version.js";
+
+const USAGE = `pushguard ${VERSION} — an authenticating gateway for the Prometheus Pushgateway
+
+Usage:
+  pushguard serve --config FILE      run the gateway (or set PUSHGUARD_CONFIG)
+  pushguard check --config FILE      validate a config and print what it grants (exit 0 valid, 1 invalid)
+  pushguard hash-token               read a token on stdin, print its sha256 for the config
+  pushguard --version | --help
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+  const command = positionals[0];
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(USAGE);
+    return command === undefined && !values.help ? 1 : 0;
+  }
+  switch (command) {
+    case "serve":
+      return serveCommand(values.config);
+    case "check":
+      return checkCommand(values.config);
+    case "hash-token":
+      return hashTokenCommand();
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+async function serveCommand(configFlag: string | undefined): Promise<number> {
+  const config = loadConfigFile(resolveConfigPath(configFlag, process.env));
+  const logger = createLogger(config.log.level);
+  const server = await startServer(config, { logger });
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(
+        { signal, graceMs: config.server.shutdownGraceMs },
+        "shutting down: draining in-flight requests",
+      );
+      server.close().then(
+        () => {
+          logger.info("stopped");
+          resolve(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, "error while stopping");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+function checkCommand(configFlag: string | undefined): number {
+  const config = loadConfigFile(resolveConfigPath(configFlag, process.env));
+  process.stdout.write(summarizeConfig(config));
+  return 0;
+}
+
+async function hashTokenCommand(): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const token = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/[\r\n]+$/, "");
+  if (token === "") {
+    process.stderr.write('hash-token: no token on stdin (try: printf %s "$TOKEN" | pushguard hash-token)\n');
+    return 1;
+  }
+  if (token.length < 16)
+    process.stderr.write("hash-token: warning: tokens shorter than 16 characters are guessable\n");
+  process.stdout.write(`${hashToken(token).toString("hex")}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`pushguard: ${error.message}\n`);
+    } else {
+      process.stderr.write(`pushguard: ${(error as Error).message ?? String(error)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,87 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { VERSION } from "../version.js";
+
+/** Latency buckets in seconds: pushes are usually sub-millisecond to tens of milliseconds. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * pushguard's own metrics, all prefixed `pushguard_`, on their own registry so they are served
+ * only by the metrics listener and never mix with the Pushgateway's `/metrics`.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: "pushguard_requests_total",
+    help: "Requests handled, by action (push, delete, wipe, read, probe, unknown), outcome and HTTP status code.",
+    labelNames: ["action", "outcome", "code"] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: "pushguard_request_duration_seconds",
+    help: "Time from request start to response, by action.",
+    labelNames: ["action"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: "pushguard_upstream_duration_seconds",
+    help: "Time the Pushgateway took to answer forwarded requests, by action.",
+    labelNames: ["action"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamErrors = new Counter({
+    name: "pushguard_upstream_errors_total",
+    help: "Forwarded requests that got no answer from the Pushgateway, by problem code and reason.",
+    labelNames: ["code", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: "pushguard_auth_failures_total",
+    help: "Requests refused for missing or invalid credentials, by reason (missing, malformed, unknown-token).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly denials = new Counter({
+    name: "pushguard_acl_denials_total",
+    help: "Authenticated requests refused by the policy, by action.",
+    labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+
+  readonly bodyRejections = new Counter({
+    name: "pushguard_body_rejections_total",
+    help: "Bodies refused before forwarding, by reason (too-large, decompressed-too-large, unsupported-encoding, corrupt-gzip).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly bytesReceived = new Counter({
+    name: "pushguard_received_bytes_total",
+    help: "Body bytes received on the wire for forwarded writes, by action.",
+    labelNames: ["action"] as const,
+    registers: [this.registry],
+  });
+
+  readonly inFlight = new Gauge({
+    name: "pushguard_in_flight_requests",
+    help: "Requests currently being handled.",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    new Gauge({
+      name: "pushguard_build_info",
+      help: "Build information; the value is always 1.",
+      labelNames: ["version", "node_version"] as const,
+      registers: [this.registry],
+    }).set({ version: VERSION, node_version: process.version }, 1);
+    collectDefaultMetrics({ register: this.registry, prefix: "pushguard_" });
+  }
+}

@@ -1,0 +1,190 @@
+import { randomUUID } from "node:crypto";
+import type { HttpBindings } from "@hono/node-server";
+import { Hono } from "hono";
+import type { Authenticate } from "./auth/authenticate.js";
+import { ANONYMOUS, type Identity } from "./auth/identity.js";
+import { type BodyLimits, type GuardedBody, guardBody } from "./body/guard.js";
+import { ProblemError, problemResponse } from "./errors.js";
+import type { Logger } from "./observability/logger.js";
+import type { Metrics } from "./observability/metrics.js";
+import type { Authorize, Decision } from "./policy/decide.js";
+import { classify, type Operation } from "./pushgateway/classify.js";
+import { describeGroupingKey } from "./pushgateway/grouping-key.js";
+import type { Upstream, UpstreamResponse } from "./upstream/forward.js";
+
+export interface PipelineStages {
+  readonly authenticate: Authenticate;
+  readonly authorize: Authorize;
+  readonly bodyLimits: BodyLimits;
+  readonly upstream: Upstream;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+const WRITE_METHODS = new Set(["PUT", "POST", "DELETE"]);
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The API listener's one handler: each request runs the stages in order —
+ * classify → authenticate → authorize → body guard → forward → record —
+ * each taking the previous stage's typed result and never reaching back.
+ */
+export function createApiApp(stages: PipelineStages): Hono<{ Bindings: HttpBindings }> {
+  const { authenticate, authorize, bodyLimits, upstream, metrics, logger } = stages;
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  app.all("*", async function handleRequest(c) {
+    const started = performance.now();
+    const incoming = c.env.incoming;
+    const method = incoming.method ?? "GET";
+    const rawUrl = incoming.url ?? "/";
+    const query = rawUrl.indexOf("?");
+    const rawPath = query === -1 ? rawUrl : rawUrl.slice(0, query);
+    const search = query === -1 ? "" : rawUrl.slice(query);
+    const suppliedId = incoming.headers["x-request-id"];
+    const requestId =
+      typeof suppliedId === "string" && REQUEST_ID.test(suppliedId) ? suppliedId : randomUUID();
+
+    let operation: Operation | undefined;
+    let identity: Identity = ANONYMOUS;
+    let decision: Decision | undefined;
+    let body: GuardedBody | undefined;
+    let status = 500;
+    let problem: ProblemError | undefined;
+    metrics.inFlight.inc();
+    try {
+      operation = classify(method, rawPath, search);
+      identity = authenticate(incoming.headers.authorization);
+      decision = authorize(identity, operation);
+      if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits);
+      const upstreamStarted = performance.now();
+      const response = await upstream.request({
+        method,
+        path: operation.upstreamPath,
+        headers: incoming.headers,
+        body: body?.bytes,
+        bodyDecoded: body?.decompressed,
+        clientAddress: incoming.socket.remoteAddress,
+        requestId,
+        signal: operation.action === "read" ? abortOnClientGone(incoming) : undefined,
+      });
+      status = response.status;
+      const result = await toClientResponse(response, operation, requestId);
+      metrics.upstreamDuration.observe(
+        { action: operation.action },
+        (performance.now() - upstreamStarted) / 1000,
+      );
+      return result;
+    } catch (error) {
+      problem = error instanceof ProblemError ? error : internalError(error, logger, requestId);
+      status = problem.status;
+      const response = problemResponse(problem, requestId);
+      response.headers.set("x-request-id", requestId);
+      // An unread body would otherwise be drained from the socket after we answer.
+      if (body === undefined && hasBody(incoming.headers)) response.headers.set("connection", "close");
+      return response;
+    } finally {
+      metrics.inFlight.dec();
+      const action = operation?.action ?? "unknown";
+      const seconds = (performance.now() - started) / 1000;
+      metrics.requests.inc({ action, outcome: problem?.code ?? "forwarded", code: String(status) });
+      metrics.requestDuration.observe({ action }, seconds);
+      if (problem) countProblem(metrics, problem, action);
+      if (body) metrics.bytesReceived.inc({ action }, body.receivedBytes);
+      const record = {
+        requestId,
+        identity: identity.name,
+        via: identity.via,
+        team: decision?.team,
+        action,
+        method,
+        groupingKey:
+          operation && "groupingKey" in operation ? describeGroupingKey(operation.groupingKey) : undefined,
+        decision: problem && !decision ? "deny" : "allow",
+        status,
+        code: problem?.code,
+        bytes: body?.receivedBytes ?? 0,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+      };
+      if (WRITE_METHODS.has(method)) logger.info({ audit: record }, "audit");
+      else logger.debug({ access: record }, "access");
+    }
+  });
+
+  return app;
+}
+
+async function toClientResponse(
+  response: UpstreamResponse,
+  operation: Operation,
+  requestId: string,
+): Promise<Response> {
+  response.headers.set("x-request-id", requestId);
+  if (operation.method === "HEAD") {
+    for await (const _ of response.body) {
+      // drain
+    }
+    return new Response(null, { status: response.status, headers: response.headers });
+  }
+  if (operation.action === "read") {
+    return new Response(toWebStream(response.body), { status: response.status, headers: response.headers });
+  }
+  // Write answers are tiny (usually empty); buffering them keeps the hot path simple.
+  const chunks: Buffer[] = [];
+  for await (const chunk of response.body) chunks.push(chunk);
+  const bytes = Buffer.concat(chunks);
+  const nullBody = response.status === 204 || response.status === 304;
+  return new Response(nullBody ? null : bytes, { status: response.status, headers: response.headers });
+}
+
+function toWebStream(body: AsyncIterable<Buffer>): ReadableStream<Uint8Array> {
+  const iterator = body[Symbol.asyncIterator]();
+  return new ReadableStream({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+}
+
+function abortOnClientGone(incoming: HttpBindings["incoming"]): AbortSignal {
+  const controller = new AbortController();
+  incoming.socket.once("close", () => controller.abort());
+  return controller.signal;
+}
+
+function hasBody(headers: HttpBindings["incoming"]["headers"]): boolean {
+  return headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
+}
+
+function countProblem(metrics: Metrics, problem: ProblemError, action: string): void {
+  switch (problem.code) {
+    case "ERR_AUTH_MISSING":
+    case "ERR_AUTH_INVALID":
+      metrics.authFailures.inc({ reason: problem.reason });
+      break;
+    case "ERR_ACL_DENIED":
+      metrics.denials.inc({ action });
+      break;
+    case "ERR_BODY_TOO_LARGE":
+    case "ERR_UNSUPPORTED_ENCODING":
+    case "ERR_BAD_BODY_ENCODING":
+      metrics.bodyRejections.inc({ reason: problem.reason });
+      break;
+    case "ERR_UPSTREAM_UNAVAILABLE":
+    case "ERR_UPSTREAM_TIMEOUT":
+      metrics.upstreamErrors.inc({ code: problem.code, reason: problem.reason });
+      break;
+    default:
+      break;
+  }
+}
+
+function internalError(error: unknown, logger: Logger, requestId: string): ProblemError {
+  logger.error({ err: error, requestId }, "unexpected error while handling a request");
+  return new ProblemError("ERR_INTERNAL", "internal error", { cause: error });
+}

@@ -1,0 +1,117 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { createAuthenticator } from "./auth/authenticate.js";
+import type { Config } from "./config/load.js";
+import { createLogger, type Logger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { createApiApp } from "./pipeline.js";
+import { createAuthorizer } from "./policy/decide.js";
+import { Upstream } from "./upstream/forward.js";
+
+export interface RunningServer {
+  readonly apiUrl: string;
+  readonly metricsUrl: string;
+  readonly metrics: Metrics;
+  /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  readonly logger?: Logger;
+}
+
+/** Composition root: builds every stage from one Config and starts both listeners. */
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const metrics = new Metrics();
+  const upstream = new Upstream(config.upstream);
+  const api = createApiApp({
+    authenticate: createAuthenticator(config),
+    authorize: createAuthorizer(config),
+    bodyLimits: config.body,
+    upstream,
+    metrics,
+    logger,
+  });
+
+  let draining = false;
+  const ops = new Hono();
+  ops.get("/metrics", async (c) => {
+    return c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
+  });
+  ops.get("/healthz", (c) => c.json({ status: "ok" }));
+  ops.get("/readyz", async (c) => {
+    if (draining) return c.json({ status: "draining" }, 503);
+    const upstreamReady = await upstream.ready();
+    return c.json(
+      { status: upstreamReady ? "ready" : "upstream unavailable", upstream: upstreamReady },
+      upstreamReady ? 200 : 503,
+    );
+  });
+  ops.notFound((c) => c.json({ status: "not found" }, 404));
+
+  const { server: apiServer, url: apiUrl } = await listen(api.fetch, config.listen.api, config);
+  const { server: metricsServer, url: metricsUrl } = await listen(ops.fetch, config.listen.metrics, config);
+  logger.info(
+    { api: apiUrl, metrics: metricsUrl, upstream: config.upstream.url, config: config.source },
+    "pushguard listening",
+  );
+
+  return {
+    apiUrl,
+    metricsUrl,
+    metrics,
+    async close() {
+      draining = true;
+      await closeGracefully(apiServer, config.server.shutdownGraceMs);
+      await closeGracefully(metricsServer, 0);
+      await upstream.close();
+    },
+  };
+}
+
+type Fetch = (request: Request, env: never) => Response | Promise<Response>;
+
+function listen(fetch: Fetch, address: string, config: Config): Promise<{ server: Server; url: string }> {
+  const separator = address.lastIndexOf(":");
+  const host = address.slice(0, separator).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  const port = Number(address.slice(separator + 1));
+  return new Promise((resolve, reject) => {
+    const server = serve(
+      {
+        fetch: fetch as never,
+        hostname: host,
+        port,
+        serverOptions: {
+          requestTimeout: config.server.requestTimeoutMs,
+          headersTimeout: config.server.headersTimeoutMs,
+          keepAliveTimeout: config.server.keepAliveTimeoutMs,
+        },
+      },
+      (info: AddressInfo) => {
+        const shownHost = info.family === "IPv6" ? `[${info.address}]` : info.address;
+        resolve({ server: server as Server, url: `http://${shownHost}:${info.port}` });
+      },
+    );
+    server.once("error", reject);
+  });
+}
+
+/**
+ * `close()` stops accepting; keep-alive connections are closed as soon as they fall idle, so
+ * requests in flight finish. Whatever is still open after the grace period is cut.
+ */
+function closeGracefully(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearInterval(sweep);
+      clearTimeout(deadline);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
