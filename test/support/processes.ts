@@ -10,7 +10,9 @@ export async function freePort(): Promise<number> {
     server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -23,7 +25,11 @@ export interface RunningProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-export function startProcess(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): RunningProcess {
+export function startProcess(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): RunningProcess {
   const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -52,7 +58,9 @@ export async function waitForHttp(url: string, running: RunningProcess, timeoutM
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (running.child.exitCode !== null) {
-      throw new Error(`process exited with ${running.child.exitCode} before ${url} was up:\n${running.output()}`);
+      throw new Error(
+        `process exited with ${running.child.exitCode} before ${url} was up:\n${running.output()}`,
+      );
     }
     try {
       const response = await fetch(url);

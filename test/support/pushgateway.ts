@@ -20,7 +20,9 @@ export interface Pushgateway {
  */
 export async function startPushgateway(extraArgs: readonly string[] = []): Promise<Pushgateway> {
   if (!existsSync(PUSHGATEWAY_BINARY)) {
-    throw new Error(`${PUSHGATEWAY_BINARY} not found: apt-get install prometheus-pushgateway (npm test does this)`);
+    throw new Error(
+      `${PUSHGATEWAY_BINARY} not found: apt-get install prometheus-pushgateway (npm test does this)`,
+    );
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -29,6 +31,9 @@ export async function startPushgateway(extraArgs: readonly string[] = []): Promi
     "--web.enable-admin-api",
     "--web.enable-lifecycle",
     "--log.level=warn",
+    // Debian's build defaults to /var/lib/prometheus/pushgateway.data, which every instance would
+    // share; tests keep state in memory unless they ask for a file.
+    ...(extraArgs.some((arg) => arg.startsWith("--persistence.file")) ? [] : ["--persistence.file="]),
     ...extraArgs,
   ]);
   await waitForHttp(`${url}/-/ready`, running);
