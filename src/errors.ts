@@ -6,6 +6,7 @@
 export const problemCodes = {
   ERR_AUTH_MISSING: 401,
   ERR_AUTH_INVALID: 401,
+  ERR_AUTH_UNAVAILABLE: 503,
   ERR_ACL_DENIED: 403,
   ERR_ROUTE_FORBIDDEN: 403,
   ERR_ROUTE_NOT_FOUND: 404,
@@ -27,6 +28,7 @@ export type ProblemCode = keyof typeof problemCodes;
 const titles: Record<ProblemCode, string> = {
   ERR_AUTH_MISSING: "Authentication required",
   ERR_AUTH_INVALID: "Invalid credentials",
+  ERR_AUTH_UNAVAILABLE: "Identity provider unavailable",
   ERR_ACL_DENIED: "Not allowed",
   ERR_ROUTE_FORBIDDEN: "Route is closed",
   ERR_ROUTE_NOT_FOUND: "Not found",

@@ -47,6 +47,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** How long past the grace period shutdown may take to close the listeners and the upstream pool. */
+const FORCED_EXIT_MARGIN_MS = 1_000;
+
 async function serveCommand(configFlag: string | undefined): Promise<number> {
   const config = loadConfigFile(resolveConfigPath(configFlag, process.env));
   const logger = createLogger(config.log.level);
@@ -60,13 +63,26 @@ async function serveCommand(configFlag: string | undefined): Promise<number> {
         { signal, graceMs: config.server.shutdownGraceMs },
         "shutting down: draining in-flight requests",
       );
+      // After the grace period client connections are cut, but a request still waiting on a hung
+      // Pushgateway keeps the upstream pool (and so the process) alive until the upstream
+      // timeout. The grace period is the bound operators configured, so hold to it.
+      const deadline = setTimeout(() => {
+        logger.warn(
+          { graceMs: config.server.shutdownGraceMs },
+          "grace period over with upstream requests still open: exiting",
+        );
+        process.exit();
+      }, config.server.shutdownGraceMs + FORCED_EXIT_MARGIN_MS);
+      deadline.unref();
       server.close().then(
         () => {
+          clearTimeout(deadline);
           logger.info("stopped");
           resolve(0);
         },
         (error: unknown) => {
           logger.error({ err: error }, "error while stopping");
+          process.exitCode = 1;
           resolve(1);
         },
       );

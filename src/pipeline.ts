@@ -54,13 +54,13 @@ export function createApiApp(stages: PipelineStages): Hono<{ Bindings: HttpBindi
     metrics.inFlight.inc();
     try {
       operation = classify(method, rawPath, search);
-      identity = authenticate(incoming.headers.authorization);
+      identity = await authenticate(incoming.headers.authorization);
       decision = authorize(identity, operation);
       if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits);
       const upstreamStarted = performance.now();
       const response = await upstream.request({
         method,
-        path: operation.upstreamPath,
+        path: decision.upstreamPath,
         headers: incoming.headers,
         body: body?.bytes,
         bodyDecoded: body?.decompressed,
@@ -99,7 +99,11 @@ export function createApiApp(stages: PipelineStages): Hono<{ Bindings: HttpBindi
         action,
         method,
         groupingKey:
-          operation && "groupingKey" in operation ? describeGroupingKey(operation.groupingKey) : undefined,
+          decision?.groupingKey !== undefined
+            ? describeGroupingKey(decision.groupingKey)
+            : operation && "groupingKey" in operation
+              ? describeGroupingKey(operation.groupingKey)
+              : undefined,
         decision: problem && !decision ? "deny" : "allow",
         status,
         code: problem?.code,

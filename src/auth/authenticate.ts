@@ -3,27 +3,78 @@ import { ProblemError } from "../errors.js";
 import { challenges } from "./challenge.js";
 import { extractCredential } from "./credentials.js";
 import { ANONYMOUS, type Identity } from "./identity.js";
+import type { FetchLike } from "./jwks.js";
+import { createJwtVerifier, type JwtIssuerOptions, looksLikeJwt } from "./jwt.js";
 import { createStaticTokenVerifier } from "./static-token.js";
 
-export type Authenticate = (authorization: string | undefined) => Identity;
+export type Authenticate = (authorization: string | undefined) => Promise<Identity>;
+
+export interface AuthenticatorDeps {
+  /** Fetch used for OIDC discovery and JWKS (tests count calls through it). */
+  readonly fetch?: FetchLike;
+  readonly now?: () => number;
+}
 
 /**
- * Turns the request's credential into an Identity. No credential → the anonymous identity (the
- * policy decides whether that is enough); a credential that does not verify → 401, never a
- * fallback to anonymous.
+ * Turns the request's credential into an Identity: a static token (by hash), else a JWT from a
+ * trusted issuer. No credential → the anonymous identity (the policy decides whether that is
+ * enough); a credential that does not verify → 401, never a fallback to anonymous.
  */
-export function createAuthenticator(config: Config): Authenticate {
+export function createAuthenticator(config: Config, deps: AuthenticatorDeps = {}): Authenticate {
   const verifyStaticToken = createStaticTokenVerifier(config.identities.static);
-  return function authenticate(authorization) {
+  const issuers = jwtIssuers(config);
+  const verifyJwt = issuers.length > 0 ? createJwtVerifier(issuers, deps) : undefined;
+  return async function authenticate(authorization) {
     const credential = extractCredential(authorization);
     if (credential === undefined) return ANONYMOUS;
     const identity = verifyStaticToken(credential);
-    if (!identity) {
-      throw new ProblemError("ERR_AUTH_INVALID", "the presented token is not valid", {
-        headers: challenges("invalid_token"),
-        reason: "unknown-token",
-      });
-    }
-    return identity;
+    if (identity) return identity;
+    if (verifyJwt && looksLikeJwt(credential)) return verifyJwt(credential);
+    throw new ProblemError("ERR_AUTH_INVALID", "the presented token is not valid", {
+      headers: challenges("invalid_token"),
+      reason: "unknown-token",
+    });
   };
+}
+
+/** OIDC and Kubernetes issuers from the config, in the verifier's terms. */
+export function jwtIssuers(config: Config): JwtIssuerOptions[] {
+  const oidc = config.identities.oidc.map(
+    (issuer): JwtIssuerOptions => ({
+      kind: "oidc",
+      name: issuer.name,
+      issuer: issuer.issuer,
+      audiences: issuer.audiences,
+      jwksUri: issuer.jwksUri,
+      algorithms: issuer.algorithms,
+      typ: issuer.typ,
+      clockToleranceSec: issuer.clockToleranceSec,
+      maxTokenBytes: issuer.maxTokenBytes,
+      subjectClaim: issuer.claims.subject,
+      groupsClaim: issuer.claims.groups,
+      cooldownMs: issuer.jwks.cooldownMs,
+      cacheMaxAgeMs: issuer.jwks.cacheMaxAgeMs,
+      timeoutMs: issuer.jwks.timeoutMs,
+    }),
+  );
+  const kubernetes = config.identities.kubernetes.map(
+    (issuer): JwtIssuerOptions => ({
+      kind: "kubernetes",
+      name: issuer.name,
+      issuer: issuer.issuer,
+      audiences: issuer.audiences,
+      jwksUri: issuer.jwksUri,
+      discoveryUrl: issuer.apiServer,
+      caFile: issuer.caFile,
+      bearerTokenFile: issuer.tokenFile,
+      algorithms: issuer.algorithms,
+      clockToleranceSec: issuer.clockToleranceSec,
+      maxTokenBytes: issuer.maxTokenBytes,
+      subjectClaim: "sub",
+      cooldownMs: issuer.jwks.cooldownMs,
+      cacheMaxAgeMs: issuer.jwks.cacheMaxAgeMs,
+      timeoutMs: issuer.jwks.timeoutMs,
+    }),
+  );
+  return [...oidc, ...kubernetes];
 }

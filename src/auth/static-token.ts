@@ -11,7 +11,7 @@ export function createStaticTokenVerifier(identities: readonly StaticTokenIdenti
   for (const { name, sha256 } of identities) {
     byDigest.set(sha256.toString("hex"), {
       digest: sha256,
-      identity: Object.freeze({ name, via: "static-token" }),
+      identity: Object.freeze({ name, via: "static-token", groups: [], claims: {} }),
     });
   }
   return function verifyStaticToken(token: string): Identity | undefined {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import { configSchema, type RawConfig } from "./schema.js";
+import { configSchema, type RawConfig, staticTokenIdentity } from "./schema.js";
 
 export interface StaticTokenIdentity {
   readonly name: string;
@@ -13,7 +13,7 @@ export interface StaticTokenIdentity {
 /** The validated, secret-resolved, frozen configuration every other module receives. */
 export type Config = DeepReadonly<
   Omit<RawConfig, "identities"> & {
-    identities: { static: StaticTokenIdentity[] };
+    identities: Omit<RawConfig["identities"], "static"> & { static: StaticTokenIdentity[] };
   }
 > & { readonly source: string };
 
@@ -76,21 +76,70 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       document.errors.map((error) => ({ path: "", message: `YAML: ${error.message.split("\n")[0]}` })),
     );
   }
-  const result = configSchema.safeParse(document.toJS() ?? {});
-  if (!result.success) {
-    throw new ConfigError(source, result.error.issues.map(toIssue));
+  let input: unknown;
+  try {
+    input = document.toJS() ?? {};
+  } catch (error) {
+    // yaml refuses alias expansion bombs here, after parsing succeeded.
+    throw new ConfigError(source, [{ path: "", message: `YAML: ${(error as Error).message}` }]);
   }
-  const issues: ConfigIssue[] = [];
-  const identities = result.data.identities.static.flatMap((identity, index) => {
+  const result = configSchema.safeParse(input);
+  const issues: ConfigIssue[] = result.success ? [] : result.error.issues.map(toIssue);
+  // Secrets are resolved even when other keys are wrong, so one run names every problem.
+  const identities = resolveIdentities(input, env, issues);
+  if (!result.success || issues.length > 0) throw new ConfigError(source, issues);
+  return deepFreeze({
+    ...result.data,
+    identities: { ...result.data.identities, static: identities },
+    source,
+  }) as Config;
+}
+
+/**
+ * Resolves the token hash of every identity entry that is itself well-formed (the schema reports
+ * the others), and refuses two identities sharing one token: the token could only ever
+ * authenticate as one of them.
+ */
+function resolveIdentities(
+  input: unknown,
+  env: NodeJS.ProcessEnv,
+  issues: ConfigIssue[],
+): StaticTokenIdentity[] {
+  const resolved: StaticTokenIdentity[] = [];
+  const firstIndexByDigest = new Map<string, number>();
+  staticIdentityEntries(input).forEach((entry, index) => {
+    const parsed = staticTokenIdentity.safeParse(entry);
+    if (!parsed.success) return;
+    const path = `identities.static.${index}`;
+    let sha256: Buffer;
     try {
-      return [{ name: identity.name, sha256: resolveTokenHash(identity, env) }];
+      sha256 = resolveTokenHash(parsed.data, env);
     } catch (error) {
-      issues.push({ path: `identities.static.${index}`, message: (error as Error).message });
-      return [];
+      issues.push({ path, message: (error as Error).message });
+      return;
     }
+    const first = firstIndexByDigest.get(sha256.toString("hex"));
+    if (first !== undefined) {
+      issues.push({
+        path,
+        message: `has the same token as identities.static.${first}; every identity needs its own token`,
+      });
+      return;
+    }
+    firstIndexByDigest.set(sha256.toString("hex"), index);
+    resolved.push({ name: parsed.data.name, sha256 });
   });
-  if (issues.length > 0) throw new ConfigError(source, issues);
-  return deepFreeze({ ...result.data, identities: { static: identities }, source }) as Config;
+  return resolved;
+}
+
+function staticIdentityEntries(input: unknown): unknown[] {
+  const identities = isRecord(input) ? input.identities : undefined;
+  const entries = isRecord(identities) ? identities.static : undefined;
+  return Array.isArray(entries) ? entries : [];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function toIssue(issue: z.core.$ZodIssue): ConfigIssue {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { groupingKeyRules, kubernetesIssuer, memberSelector, oidcIssuer } from "./jwt-schema.js";
 
 /**
  * The one source of truth for pushguard's configuration file. Every key is documented in the
@@ -8,13 +9,50 @@ import { z } from "zod";
 const MiB = 1024 * 1024;
 
 /** `host:port`; an IPv6 host is written in brackets (`[::1]:9091`). */
+const LISTEN_ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/;
+
+/** One check, so a bad address gets one issue rather than a second, confusing one about its port. */
 const listenAddress = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:9091 or :9091")
-  .refine((value) => {
-    const port = Number(value.slice(value.lastIndexOf(":") + 1));
-    return port >= 0 && port <= 65535;
-  }, "port must be between 0 and 65535");
+  .refine(
+    (value) => Number(LISTEN_ADDRESS.exec(value)?.[2] ?? Number.NaN) <= 65535,
+    "must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:9091, [::1]:9091 or :9091",
+  );
+
+const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "[::]"]);
+
+/** Two listeners on one port fail at bind time with EADDRINUSE; say so while validating instead. */
+function listenersCollide(api: string, metrics: string): boolean {
+  const split = (address: string) => {
+    const separator = address.lastIndexOf(":");
+    return { host: address.slice(0, separator).toLowerCase(), port: Number(address.slice(separator + 1)) };
+  };
+  const a = split(api);
+  const b = split(metrics);
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host);
+}
+
+/**
+ * The Pushgateway's base URL. Parsed here with `URL.canParse` first: a refinement that throws
+ * would escape zod and crash the loader instead of naming the key.
+ */
+const upstreamUrl = z.string().superRefine((value, ctx) => {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const problem =
+    url === undefined
+      ? "must be an absolute http:// or https:// URL"
+      : url.protocol !== "http:" && url.protocol !== "https:"
+        ? "must be an http:// or https:// URL"
+        : url.search !== ""
+          ? "must not have a query string"
+          : url.hash !== ""
+            ? "must not have a fragment"
+            : url.username !== "" || url.password !== ""
+              ? "must not carry credentials: pushguard would silently drop them"
+              : undefined;
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 
 export const actions = ["push", "delete", "wipe", "read"] as const;
 export type Action = (typeof actions)[number];
@@ -33,7 +71,7 @@ const sha256Hex = z
  * (inline, from a file or an env var), or point at the raw token in a file or env var (a
  * Kubernetes Secret), which pushguard hashes when it loads.
  */
-const staticTokenIdentity = z
+export const staticTokenIdentity = z
   .strictObject({
     name: identityName,
     sha256: sha256Hex.optional(),
@@ -61,10 +99,36 @@ const team = z.strictObject({
   name: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "must be 1-64 characters of letters, digits, _ . -"),
-  members: z.array(identityName).min(1, "a team needs at least one member"),
+  members: z.array(memberSelector).min(1, "a team needs at least one member"),
   jobs: z.array(jobPattern).default([]),
   actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
+  groupingKey: groupingKeyRules,
 });
+
+/**
+ * The shape the cross-reference checks below read. They run whenever it holds, even if an
+ * unrelated key (say `body: lots`) has the wrong type, so one run still names every problem.
+ */
+const crossReferenced = z.object({
+  identities: z.object({
+    static: z.array(z.object({ name: z.string() })),
+    oidc: z.array(z.object({ name: z.string() })),
+    kubernetes: z.array(z.object({ name: z.string() })),
+  }),
+  teams: z.array(
+    z.object({
+      name: z.string(),
+      members: z.array(z.union([z.string(), z.object({ issuer: z.string() })])),
+      jobs: z.array(z.string()),
+      actions: z.array(z.string()),
+    }),
+  ),
+  anonymous: z.object({ actions: z.array(z.string()) }),
+});
+
+const crossReferencesReadable = {
+  when: (payload: { value: unknown }) => crossReferenced.safeParse(payload.value).success,
+};
 
 export const configSchema = z
   .strictObject({
@@ -73,9 +137,18 @@ export const configSchema = z
         api: listenAddress.default("0.0.0.0:9091"),
         metrics: listenAddress.default("0.0.0.0:9092"),
       })
+      .superRefine((listen, ctx) => {
+        if (listenersCollide(listen.api, listen.metrics)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["metrics"],
+            message: `must not share a port with listen.api (${listen.api})`,
+          });
+        }
+      })
       .prefault({}),
     upstream: z.strictObject({
-      url: z.url({ protocol: /^https?$/ }).refine((u) => !new URL(u).search, "must not have a query string"),
+      url: upstreamUrl,
       timeoutMs: z.number().int().positive().max(600_000).default(10_000),
       connectTimeoutMs: z.number().int().positive().max(60_000).default(2_000),
       connections: z.number().int().positive().max(1024).default(64),
@@ -83,6 +156,8 @@ export const configSchema = z
     identities: z
       .strictObject({
         static: z.array(staticTokenIdentity).default([]),
+        oidc: z.array(oidcIssuer).default([]),
+        kubernetes: z.array(kubernetesIssuer).default([]),
       })
       .prefault({}),
     teams: z.array(team).default([]),
@@ -135,6 +210,19 @@ export const configSchema = z
       }
       names.add(identity.name);
     });
+    const issuers = new Set<string>();
+    for (const kind of ["oidc", "kubernetes"] as const) {
+      config.identities[kind].forEach((issuer, index) => {
+        if (issuers.has(issuer.name)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["identities", kind, index, "name"],
+            message: `duplicate issuer name "${issuer.name}"`,
+          });
+        }
+        issuers.add(issuer.name);
+      });
+    }
     const teamNames = new Set<string>();
     config.teams.forEach((team, index) => {
       if (teamNames.has(team.name)) {
@@ -146,11 +234,14 @@ export const configSchema = z
       }
       teamNames.add(team.name);
       team.members.forEach((member, memberIndex) => {
-        if (!names.has(member)) {
+        if (typeof member === "string" ? !names.has(member) : !issuers.has(member.issuer)) {
           ctx.addIssue({
             code: "custom",
-            path: ["teams", index, "members", memberIndex],
-            message: `unknown identity "${member}"`,
+            path: ["teams", index, "members", memberIndex, ...(typeof member === "string" ? [] : ["issuer"])],
+            message:
+              typeof member === "string"
+                ? `unknown identity "${member}" (not in identities.static)`
+                : `unknown issuer "${member.issuer}" (not in identities.oidc or identities.kubernetes)`,
           });
         }
       });
@@ -170,7 +261,7 @@ export const configSchema = z
         message: "the config grants nothing: define at least one team (pushguard has no open mode)",
       });
     }
-  });
+  }, crossReferencesReadable);
 
 /** The configuration file as written, before secrets are resolved. */
 export type RawConfig = z.infer<typeof configSchema>;

@@ -4,73 +4,124 @@ import type { Config } from "../config/load.js";
 import type { Action } from "../config/schema.js";
 import { ProblemError } from "../errors.js";
 import { type Operation, requiredAction } from "../pushgateway/classify.js";
-import { compileGlob } from "./glob.js";
+import { formatGroupingKey, type GroupingKey } from "../pushgateway/grouping-key.js";
+import { compileMember, describeMember } from "./members.js";
+import { compilePattern, expandTemplate, type TemplateVars, templateVars } from "./template.js";
 
-/** The outcome of authorizing one operation: which team's rule allowed it (if any rule was needed). */
+/** The outcome of authorizing one operation. */
 export interface Decision {
   /** The team whose rule allowed the operation; `undefined` for probes and anonymous reads. */
   readonly team: string | undefined;
   /** A short description of the rule that matched, for audit lines and `explain`. */
   readonly rule: string;
+  /** What to forward: the operation's canonical path, or the one rebuilt after label injection. */
+  readonly upstreamPath: string;
+  /** For pushes and deletes: the grouping key actually sent (after injection). */
+  readonly groupingKey?: GroupingKey;
 }
 
-export type Authorize = (identity: Identity, operation: Operation) => Decision;
+/** Optional sink for the reasons each team did or did not apply (`pushguard explain`). */
+export type Trace = string[];
+
+export type Authorize = (identity: Identity, operation: Operation, trace?: Trace) => Decision;
 
 interface CompiledTeam {
   readonly name: string;
   readonly actions: ReadonlySet<Action>;
   readonly jobPatterns: readonly string[];
-  readonly matchJob: (job: string) => boolean;
+  readonly isMember: (identity: Identity) => boolean;
+  readonly matchJob: (job: string, vars: TemplateVars) => boolean;
+  readonly require: ReadonlyArray<readonly [string, string]>;
+  readonly inject: ReadonlyArray<readonly [string, string]>;
 }
 
 /**
- * Deny unless a rule allows. A team allows an action to its members; push and delete also need
- * the job to match one of the team's patterns. Anonymous callers get only what `anonymous.actions`
- * grants; when that is not enough they are told to authenticate (401), not forbidden (403).
+ * Deny unless a rule allows. A team allows its actions to its members; push and delete also need
+ * the job to match one of the team's patterns and the grouping key to carry the labels the team
+ * requires. Labels the team injects are added to (or overwrite) the grouping key that is
+ * forwarded, so two teams pushing the same job name land in different groups. Anonymous callers
+ * get only what `anonymous.actions` grants; when that is not enough they are asked to
+ * authenticate (401), not forbidden (403).
  */
 export function createAuthorizer(config: Config): Authorize {
-  const teamsByMember = new Map<string, CompiledTeam[]>();
-  for (const team of config.teams) {
-    const matchers = team.jobs.map(compileGlob);
-    const compiled: CompiledTeam = {
+  const teams: CompiledTeam[] = config.teams.map((team) => {
+    const members = team.members.map(compileMember);
+    const patterns = team.jobs.map(compilePattern);
+    return {
       name: team.name,
       actions: new Set(team.actions),
       jobPatterns: team.jobs,
-      matchJob: (job) => matchers.some((match) => match(job)),
+      isMember: (identity) => members.some((isMember) => isMember(identity)),
+      matchJob: (job, vars) => patterns.some((match) => match(job, vars)),
+      require: Object.entries(team.groupingKey.require),
+      inject: Object.entries(team.groupingKey.inject),
     };
-    for (const member of team.members) {
-      const list = teamsByMember.get(member) ?? [];
-      list.push(compiled);
-      teamsByMember.set(member, list);
-    }
-  }
+  });
+  const memberDescriptions = new Map(
+    config.teams.map((team) => [team.name, team.members.map(describeMember)]),
+  );
   const anonymousActions = new Set<Action>(config.anonymous.actions);
 
-  return function authorize(identity, operation) {
+  return function authorize(identity, operation, trace) {
     const action = requiredAction(operation);
-    if (action === undefined) return { team: undefined, rule: "probes are public" };
+    if (action === undefined)
+      return { team: undefined, rule: "probes are public", upstreamPath: operation.upstreamPath };
+    const anonymousGrant = anonymousActions.has(action)
+      ? { team: undefined, rule: `anonymous.actions grants ${action}`, upstreamPath: operation.upstreamPath }
+      : undefined;
     if (identity.via === "anonymous") {
-      if (anonymousActions.has(action))
-        return { team: undefined, rule: `anonymous.actions grants ${action}` };
+      if (anonymousGrant) return anonymousGrant;
+      trace?.push(`no credential was presented and anonymous.actions does not grant ${action}`);
       throw new ProblemError("ERR_AUTH_MISSING", `${action} needs a credential`, {
         headers: challenges(),
         details: { action },
         reason: "missing",
       });
     }
-    const teams = teamsByMember.get(identity.name) ?? [];
-    const job = "groupingKey" in operation ? operation.groupingKey.job : undefined;
+    const key = "groupingKey" in operation ? operation.groupingKey : undefined;
     for (const team of teams) {
-      if (!team.actions.has(action)) continue;
-      if (job === undefined) return { team: team.name, rule: `team ${team.name} grants ${action}` };
-      if (team.matchJob(job)) {
+      if (!team.isMember(identity)) {
+        trace?.push(
+          `team ${team.name}: not a member (members: ${memberDescriptions.get(team.name)?.join("; ")})`,
+        );
+        continue;
+      }
+      if (!team.actions.has(action)) {
+        trace?.push(`team ${team.name}: member, but the team may only ${[...team.actions].join(", ")}`);
+        continue;
+      }
+      if (key === undefined) {
         return {
           team: team.name,
-          rule: `team ${team.name} grants ${action} on jobs ${team.jobPatterns.join(", ")}`,
+          rule: `team ${team.name} grants ${action}`,
+          upstreamPath: operation.upstreamPath,
         };
       }
+      const vars = templateVars(identity, team.name);
+      if (!team.matchJob(key.job, vars)) {
+        trace?.push(`team ${team.name}: job "${key.job}" matches none of ${team.jobPatterns.join(", ")}`);
+        continue;
+      }
+      const unmet = unmetRequirement(team, key, vars);
+      if (unmet) {
+        trace?.push(`team ${team.name}: ${unmet}`);
+        continue;
+      }
+      const groupingKey = inject(team, key, vars);
+      if (!groupingKey) {
+        trace?.push(`team ${team.name}: an injected label needs a value this identity does not have`);
+        continue;
+      }
+      return {
+        team: team.name,
+        rule: `team ${team.name} grants ${action} on jobs ${team.jobPatterns.join(", ")}`,
+        upstreamPath: team.inject.length > 0 ? formatGroupingKey(groupingKey) : operation.upstreamPath,
+        groupingKey,
+      };
     }
-    if (anonymousActions.has(action)) return { team: undefined, rule: `anonymous.actions grants ${action}` };
+    if (anonymousGrant) return anonymousGrant;
+    if (teams.length === 0) trace?.push("no teams are configured");
+    const job = key?.job;
     throw new ProblemError(
       "ERR_ACL_DENIED",
       job === undefined
@@ -79,4 +130,27 @@ export function createAuthorizer(config: Config): Authorize {
       { details: job === undefined ? { action } : { action, job }, reason: "no-rule" },
     );
   };
+}
+
+function unmetRequirement(team: CompiledTeam, key: GroupingKey, vars: TemplateVars): string | undefined {
+  for (const [label, template] of team.require) {
+    const expected = expandTemplate(template, vars);
+    const actual = key.labels[label];
+    if (expected === undefined) return `required label ${label} needs a value this identity does not have`;
+    if (actual !== expected) {
+      return `label ${label} must be "${expected}" (got ${actual === undefined ? "none" : `"${actual}"`})`;
+    }
+  }
+  return undefined;
+}
+
+function inject(team: CompiledTeam, key: GroupingKey, vars: TemplateVars): GroupingKey | undefined {
+  if (team.inject.length === 0) return key;
+  const labels: Record<string, string> = { ...key.labels };
+  for (const [label, template] of team.inject) {
+    const value = expandTemplate(template, vars);
+    if (value === undefined) return undefined;
+    labels[label] = value;
+  }
+  return { job: key.job, labels };
 }

@@ -1,0 +1,110 @@
+import { readFileSync } from "node:fs";
+import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from "jose";
+import { Agent, fetch as undiciFetch } from "undici";
+
+export interface KeySourceOptions {
+  /** The issuer identifier; discovery is `<issuer>/.well-known/openid-configuration`. */
+  readonly issuer: string;
+  /** Explicit JWKS URI; when absent it comes from discovery. */
+  readonly jwksUri?: string;
+  /** Where to fetch discovery from when it is not the issuer URL (a Kubernetes API server). */
+  readonly discoveryUrl?: string;
+  /** Minimum time between two JWKS fetches (an unknown `kid` cannot force more). */
+  readonly cooldownMs: number;
+  /** How long fetched keys are trusted without a refetch. */
+  readonly cacheMaxAgeMs: number;
+  /** Timeout of one discovery or JWKS request. */
+  readonly timeoutMs: number;
+  /** PEM CA bundle for the issuer's TLS (the cluster CA in Kubernetes). */
+  readonly caFile?: string;
+  /** Bearer token file sent with discovery and JWKS requests (the pod's own ServiceAccount token). */
+  readonly bearerTokenFile?: string;
+}
+
+/** Injectable fetch, so tests can count requests; defaults to undici's. */
+export type FetchLike = (
+  url: string,
+  init: { headers: Record<string, string>; signal: AbortSignal },
+) => Promise<Response>;
+
+/**
+ * The signing keys of one issuer: discovery (once, then cached) and jose's remote JWK set, which
+ * keeps one fetch in flight, honours the cooldown, and keeps serving cached keys while the issuer
+ * is down.
+ */
+export function createKeySource(options: KeySourceOptions, fetchImpl?: FetchLike): JWTVerifyGetKey {
+  const doFetch = fetchImpl ?? defaultFetch(options);
+  let jwks: JWTVerifyGetKey | undefined;
+  let resolving: Promise<JWTVerifyGetKey> | undefined;
+  let lastDiscoveryFailure = 0;
+
+  const resolveJwks = async (): Promise<JWTVerifyGetKey> => {
+    const uri = options.jwksUri ?? (await discoverJwksUri(options, doFetch));
+    return createRemoteJWKSet(new URL(uri), {
+      cooldownDuration: options.cooldownMs,
+      cacheMaxAge: options.cacheMaxAgeMs,
+      timeoutDuration: options.timeoutMs,
+      [customFetch]: (url: string, init: RequestInit) =>
+        doFetch(url, { headers: withBearer(init.headers, options), signal: init.signal as AbortSignal }),
+    });
+  };
+
+  return async function getKey(header, token) {
+    if (!jwks) {
+      if (!resolving) {
+        // Discovery failures respect the cooldown too, so a flood of tokens cannot hammer the issuer.
+        if (Date.now() - lastDiscoveryFailure < options.cooldownMs) {
+          throw new Error(`discovery for ${options.issuer} failed recently; retrying after the cooldown`);
+        }
+        resolving = resolveJwks().then(
+          (resolved) => {
+            jwks = resolved;
+            return resolved;
+          },
+          (error: unknown) => {
+            lastDiscoveryFailure = Date.now();
+            resolving = undefined;
+            throw error;
+          },
+        );
+      }
+      await resolving;
+    }
+    return (jwks as JWTVerifyGetKey)(header, token);
+  };
+}
+
+async function discoverJwksUri(options: KeySourceOptions, doFetch: FetchLike): Promise<string> {
+  const base = (options.discoveryUrl ?? options.issuer).replace(/\/+$/, "");
+  const response = await doFetch(`${base}/.well-known/openid-configuration`, {
+    headers: withBearer(undefined, options),
+    signal: AbortSignal.timeout(options.timeoutMs),
+  });
+  if (!response.ok) throw new Error(`discovery for ${options.issuer} answered ${response.status}`);
+  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
+  // OpenID Connect Discovery §4.3: the document must name the issuer we asked about.
+  if (document.issuer !== options.issuer) {
+    throw new Error(`discovery for ${options.issuer} names issuer ${String(document.issuer)}`);
+  }
+  if (typeof document.jwks_uri !== "string")
+    throw new Error(`discovery for ${options.issuer} has no jwks_uri`);
+  // A Kubernetes API server advertises its external URL; fetch keys from where discovery came from.
+  if (options.discoveryUrl) return `${base}${new URL(document.jwks_uri).pathname}`;
+  return document.jwks_uri;
+}
+
+function withBearer(headers: RequestInit["headers"], options: KeySourceOptions): Record<string, string> {
+  const result: Record<string, string> = { ...(headers as Record<string, string> | undefined) };
+  if (options.bearerTokenFile) {
+    // Re-read every time: the kubelet rotates projected tokens in place.
+    result.authorization = `Bearer ${readFileSync(options.bearerTokenFile, "utf8").trim()}`;
+  }
+  return result;
+}
+
+function defaultFetch(options: KeySourceOptions): FetchLike {
+  const dispatcher = options.caFile
+    ? new Agent({ connect: { ca: readFileSync(options.caFile, "utf8") } })
+    : undefined;
+  return (url, init) => undiciFetch(url, { ...init, dispatcher }) as unknown as Promise<Response>;
+}
