@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { summarizeConfig } from "./cli/summary.js";
 import { ConfigError, hashToken, loadConfigFile, resolveConfigPath } from "./config/load.js";
+import { watchConfig } from "./config/watch.js";
 import { createLogger } from "./observability/logger.js";
 import { startServer } from "./server.js";
 import { VERSION } from "./version.js";
@@ -51,14 +52,27 @@ async function main(argv: string[]): Promise<number> {
 const FORCED_EXIT_MARGIN_MS = 1_000;
 
 async function serveCommand(configFlag: string | undefined): Promise<number> {
-  const config = loadConfigFile(resolveConfigPath(configFlag, process.env));
+  const path = resolveConfigPath(configFlag, process.env);
+  const config = loadConfigFile(path);
   const logger = createLogger(config.log.level);
   const server = await startServer(config, { logger });
+  const watcher = watchConfig({
+    path,
+    env: process.env,
+    initial: config,
+    logger,
+    metrics: server.metrics,
+    apply: (next) => server.reload(next),
+  });
+  const onHangup = () => watcher.reload("SIGHUP");
+  process.on("SIGHUP", onHangup);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
+      watcher.close();
+      process.off("SIGHUP", onHangup);
       logger.info(
         { signal, graceMs: config.server.shutdownGraceMs },
         "shutting down: draining in-flight requests",

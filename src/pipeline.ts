@@ -28,12 +28,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * The API listener's one handler: each request runs the stages in order —
  * classify → authenticate → authorize → body guard → forward → record —
  * each taking the previous stage's typed result and never reaching back.
+ *
+ * `currentStages` is read once per request: a config reload swaps the stages for new requests
+ * while requests in flight finish with the ones they started with.
  */
-export function createApiApp(stages: PipelineStages): Hono<{ Bindings: HttpBindings }> {
-  const { authenticate, authorize, bodyLimits, upstream, metrics, logger } = stages;
+export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
 
   app.all("*", async function handleRequest(c) {
+    const { authenticate, authorize, bodyLimits, upstream, metrics, logger } = currentStages();
     const started = performance.now();
     const incoming = c.env.incoming;
     const method = incoming.method ?? "GET";

@@ -2,11 +2,11 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { createAuthenticator } from "./auth/authenticate.js";
+import { type AuthenticatorDeps, createAuthenticator } from "./auth/authenticate.js";
 import type { Config } from "./config/load.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
-import { createApiApp } from "./pipeline.js";
+import { createApiApp, type PipelineStages } from "./pipeline.js";
 import { createAuthorizer } from "./policy/decide.js";
 import { Upstream } from "./upstream/forward.js";
 
@@ -14,12 +14,38 @@ export interface RunningServer {
   readonly apiUrl: string;
   readonly metricsUrl: string;
   readonly metrics: Metrics;
+  /**
+   * Swaps identities, rules and limits for new requests; requests in flight finish with the old
+   * ones. Listener and upstream changes need a restart: they are reported, not applied.
+   */
+  reload(config: Config): void;
   /** Stops accepting, lets in-flight requests finish within the grace period, then closes. */
   close(): Promise<void>;
 }
 
 export interface ServerOptions {
   readonly logger?: Logger;
+  readonly authenticator?: AuthenticatorDeps;
+}
+
+/** The parts of a running server that survive a reload. */
+interface Shared {
+  readonly upstream: Upstream;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly options: ServerOptions;
+}
+
+/** Builds the per-config stages; everything here is replaced on reload. */
+function buildStages(config: Config, shared: Shared): PipelineStages {
+  return {
+    authenticate: createAuthenticator(config, shared.options.authenticator),
+    authorize: createAuthorizer(config),
+    bodyLimits: config.body,
+    upstream: shared.upstream,
+    metrics: shared.metrics,
+    logger: shared.logger,
+  };
 }
 
 /** Composition root: builds every stage from one Config and starts both listeners. */
@@ -27,14 +53,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? createLogger(config.log.level);
   const metrics = new Metrics();
   const upstream = new Upstream(config.upstream);
-  const api = createApiApp({
-    authenticate: createAuthenticator(config),
-    authorize: createAuthorizer(config),
-    bodyLimits: config.body,
-    upstream,
-    metrics,
-    logger,
-  });
+  const shared: Shared = { upstream, metrics, logger, options };
+  let active = config;
+  let stages = buildStages(config, shared);
+  const api = createApiApp(() => stages);
 
   let draining = false;
   const ops = new Hono();
@@ -63,6 +85,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     apiUrl,
     metricsUrl,
     metrics,
+    reload(next) {
+      const needsRestart = ["listen", "upstream", "server"].filter(
+        (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
+      );
+      if (needsRestart.length > 0) {
+        logger.warn(
+          { keys: needsRestart },
+          "config reloaded, but these keys only take effect after a restart",
+        );
+      }
+      stages = buildStages(next, shared);
+      logger.level = next.log.level;
+      active = next;
+    },
     async close() {
       draining = true;
       await closeGracefully(apiServer, config.server.shutdownGraceMs);

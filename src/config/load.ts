@@ -8,6 +8,8 @@ export interface StaticTokenIdentity {
   readonly name: string;
   /** SHA-256 digest of the token (32 bytes). */
   readonly sha256: Buffer;
+  /** The file the token or hash was read from, if any (watched for live reload). */
+  readonly file?: string;
 }
 
 /** The validated, secret-resolved, frozen configuration every other module receives. */
@@ -127,7 +129,8 @@ function resolveIdentities(
       return;
     }
     firstIndexByDigest.set(sha256.toString("hex"), index);
-    resolved.push({ name: parsed.data.name, sha256 });
+    const file = parsed.data.tokenFile ?? parsed.data.sha256File;
+    resolved.push(file === undefined ? { name: parsed.data.name, sha256 } : { name: parsed.data.name, sha256, file });
   });
   return resolved;
 }

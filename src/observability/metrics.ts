@@ -75,7 +75,68 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateLimited = new Counter({
+    name: "pushguard_rate_limited_total",
+    help: "Requests refused with 429, by team (empty when none) and reason (identity, team, job, auth-failures).",
+    labelNames: ["team", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitStoreErrors = new Counter({
+    name: "pushguard_ratelimit_store_errors_total",
+    help: "Requests that could not use the shared rate-limit store, by store and reason (disconnected, timeout, error, cooling-down).",
+    labelNames: ["store", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitStoreAvailable = new Gauge({
+    name: "pushguard_ratelimit_store_available",
+    help: "1 while the shared rate-limit store answers, 0 while limits fall back to this replica or fail closed.",
+    labelNames: ["store"] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamInFlight = new Gauge({
+    name: "pushguard_upstream_in_flight_requests",
+    help: "Requests holding one of the overload.maxConcurrent upstream slots.",
+    registers: [this.registry],
+  });
+
+  readonly upstreamQueueDepth = new Gauge({
+    name: "pushguard_upstream_queue_depth",
+    help: "Requests waiting for an upstream slot (at most overload.maxQueued).",
+    registers: [this.registry],
+  });
+
+  readonly overloadRejections = new Counter({
+    name: "pushguard_overload_rejections_total",
+    help: "Requests refused with 503 ERR_OVERLOADED, by reason (queue-full, queue-timeout, client-gone).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly configReloads = new Counter({
+    name: "pushguard_config_reloads_total",
+    help: "Config reload attempts (SIGHUP or a changed file), by result (success, failure).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly configLastReloadSuccessful = new Gauge({
+    name: "pushguard_config_last_reload_successful",
+    help: "1 if the last config reload succeeded (or none was attempted), 0 if it was rejected.",
+    registers: [this.registry],
+  });
+
+  readonly configLastReloadTime = new Gauge({
+    name: "pushguard_config_last_reload_success_timestamp_seconds",
+    help: "Unix time of the last successful config load.",
+    registers: [this.registry],
+  });
+
   constructor() {
+    this.configLastReloadSuccessful.set(1);
+    this.configLastReloadTime.set(Date.now() / 1000);
     new Gauge({
       name: "pushguard_build_info",
       help: "Build information; the value is always 1.",
