@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { explain } from "./cli/explain.js";
 import { summarizeConfig } from "./cli/summary.js";
 import { ConfigError, hashToken, loadConfigFile, resolveConfigPath } from "./config/load.js";
 import { watchConfig } from "./config/watch.js";
@@ -13,6 +15,9 @@ Usage:
   pushguard serve --config FILE      run the gateway (or set PUSHGUARD_CONFIG)
   pushguard check --config FILE      validate a config and print what it grants (exit 0 valid, 1 invalid)
   pushguard hash-token               read a token on stdin, print its sha256 for the config
+  pushguard explain --config FILE --method M --path P [--token-file F | --anonymous]
+                                     show identity, matching rule, decision and upstream path for one
+                                     request; the token is read from F, or stdin (exit 0 allow, 2 deny)
   pushguard --version | --help
 `;
 
@@ -22,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       config: { type: "string", short: "c" },
+      method: { type: "string", short: "X" },
+      path: { type: "string" },
+      "token-file": { type: "string" },
+      anonymous: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },
@@ -40,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(values.config);
     case "check":
       return checkCommand(values.config);
+    case "explain":
+      return explainCommand(values);
     case "hash-token":
       return hashTokenCommand();
     default:
@@ -112,12 +123,43 @@ function checkCommand(configFlag: string | undefined): number {
   return 0;
 }
 
-async function hashTokenCommand(): Promise<number> {
+async function explainCommand(values: {
+  config?: string;
+  method?: string;
+  path?: string;
+  "token-file"?: string;
+  anonymous?: boolean;
+}): Promise<number> {
+  if (!values.method || !values.path) {
+    process.stderr.write(
+      "explain: --method and --path are required, e.g. --method PUT --path /metrics/job/x\n",
+    );
+    return 1;
+  }
+  const config = loadConfigFile(resolveConfigPath(values.config, process.env));
+  let token: string | undefined;
+  if (!values.anonymous) {
+    token = (values["token-file"] ? readFileSync(values["token-file"], "utf8") : await readStdin()).trim();
+    if (token === "") {
+      process.stderr.write(
+        "explain: no token (give --token-file FILE, pipe it on stdin, or pass --anonymous)\n",
+      );
+      return 1;
+    }
+  }
+  const result = await explain(config, { method: values.method, path: values.path, token });
+  process.stdout.write(result.text);
+  return result.allowed ? 0 : 2;
+}
+
+async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const token = Buffer.concat(chunks)
-    .toString("utf8")
-    .replace(/[\r\n]+$/, "");
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function hashTokenCommand(): Promise<number> {
+  const token = (await readStdin()).replace(/[\r\n]+$/, "");
   if (token === "") {
     process.stderr.write('hash-token: no token on stdin (try: printf %s "$TOKEN" | pushguard hash-token)\n');
     return 1;
@@ -133,11 +175,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`pushguard: ${error.message}\n`);
-    } else {
-      process.stderr.write(`pushguard: ${(error as Error).message ?? String(error)}\n`);
-    }
-    process.exitCode = 1;
+    const message =
+      error instanceof ConfigError ? error.message : ((error as Error).message ?? String(error));
+    // Exit explicitly: a server that failed half-way (one listener bound, the other refused)
+    // would otherwise keep the process alive with nothing serving.
+    process.stderr.write(`pushguard: ${message}\n`, () => process.exit(1));
   },
 );

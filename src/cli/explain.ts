@@ -1,0 +1,86 @@
+import { createAuthenticator } from "../auth/authenticate.js";
+import { ANONYMOUS, type Identity } from "../auth/identity.js";
+import type { Config } from "../config/load.js";
+import { ProblemError } from "../errors.js";
+import { createAuthorizer, type Trace } from "../policy/decide.js";
+import { classify, type Operation } from "../pushgateway/classify.js";
+import { describeGroupingKey } from "../pushgateway/grouping-key.js";
+
+export interface ExplainRequest {
+  readonly method: string;
+  /** The request path as a client would send it (percent-encoding and all), query allowed. */
+  readonly path: string;
+  /** The raw token, or undefined for an anonymous request. */
+  readonly token: string | undefined;
+}
+
+export interface Explanation {
+  readonly allowed: boolean;
+  readonly text: string;
+}
+
+/**
+ * Runs one request through the same classify → authenticate → authorize stages the server uses
+ * and says what happened at each, so "why is my push 403" has an answer without a redeploy.
+ */
+export async function explain(config: Config, request: ExplainRequest): Promise<Explanation> {
+  const lines = [`request:   ${request.method} ${request.path}`];
+  const query = request.path.indexOf("?");
+  const rawPath = query === -1 ? request.path : request.path.slice(0, query);
+  const search = query === -1 ? "" : request.path.slice(query);
+
+  let operation: Operation;
+  try {
+    operation = classify(request.method.toUpperCase(), rawPath, search);
+  } catch (error) {
+    return deny(lines, "classify", error);
+  }
+  lines.push(
+    `operation: ${operation.action}${"groupingKey" in operation ? ` ${describeGroupingKey(operation.groupingKey)}` : ""}`,
+  );
+
+  let identity: Identity;
+  try {
+    const authenticate = createAuthenticator(config);
+    identity = request.token === undefined ? ANONYMOUS : await authenticate(`Bearer ${request.token}`);
+  } catch (error) {
+    return deny(lines, "authenticate", error);
+  }
+  lines.push(`identity:  ${describeIdentity(identity)}`);
+
+  const trace: Trace = [];
+  try {
+    const decision = createAuthorizer(config)(identity, operation, trace);
+    lines.push("rules:", ...trace.map((line) => `  - ${line}`));
+    lines.push(`decision:  ALLOW (${decision.rule})`);
+    if (
+      decision.groupingKey &&
+      "groupingKey" in operation &&
+      decision.upstreamPath !== operation.upstreamPath
+    ) {
+      lines.push(`rewrite:   grouping key becomes ${describeGroupingKey(decision.groupingKey)}`);
+    }
+    lines.push(
+      `upstream:  ${operation.method} ${config.upstream.url.replace(/\/+$/, "")}${decision.upstreamPath}`,
+    );
+    return { allowed: true, text: `${lines.join("\n")}\n` };
+  } catch (error) {
+    if (trace.length > 0) lines.push("rules:", ...trace.map((line) => `  - ${line}`));
+    return deny(lines, "authorize", error);
+  }
+}
+
+function describeIdentity(identity: Identity): string {
+  const parts = [`${identity.name} (${identity.via}${identity.issuer ? `, issuer ${identity.issuer}` : ""})`];
+  if (identity.namespace)
+    parts.push(`namespace ${identity.namespace}, serviceAccount ${identity.serviceAccount}`);
+  if (identity.groups.length > 0) parts.push(`groups ${identity.groups.join(", ")}`);
+  return parts.join("; ");
+}
+
+function deny(lines: string[], stage: string, error: unknown): Explanation {
+  if (!(error instanceof ProblemError)) throw error;
+  lines.push(`decision:  DENY at ${stage}: ${error.status} ${error.code} — ${error.message}`);
+  lines.push("upstream:  nothing is forwarded");
+  return { allowed: false, text: `${lines.join("\n")}\n` };
+}

@@ -1,0 +1,87 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashToken } from "../../src/config/load.js";
+
+const TEAM_TOKEN = "explain-team-token-0123456789";
+let dir: string;
+let configPath: string;
+
+function explain(args: string[], stdin?: string) {
+  const result = spawnSync("node", ["dist/main.js", "explain", "--config", configPath, ...args], {
+    input: stdin ?? "",
+    encoding: "utf8",
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "pushguard-explain-"));
+  configPath = join(dir, "pushguard.yaml");
+  writeFileSync(join(dir, "token"), `${TEAM_TOKEN}\n`);
+  writeFileSync(
+    configPath,
+    `
+upstream: { url: "http://127.0.0.1:9191" }
+identities:
+  static:
+    - { name: batch, sha256: "${hashToken(TEAM_TOKEN).toString("hex")}" }
+teams:
+  - name: team-a
+    members: [batch]
+    jobs: ["backup", "team-a-*"]
+    actions: [push, delete]
+    groupingKey: { inject: { team: "{team}" }, require: { env: "prod" } }
+`,
+  );
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("pushguard explain", () => {
+  it("shows the identity, the matching rule, the rewrite and the exact upstream path", () => {
+    const result = explain([
+      "--method",
+      "PUT",
+      "--path",
+      "/metrics/job/backup/env/prod",
+      "--token-file",
+      join(dir, "token"),
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("identity:  batch (static-token)");
+    expect(result.stdout).toContain("decision:  ALLOW (team team-a grants push on jobs backup, team-a-*)");
+    expect(result.stdout).toContain('rewrite:   grouping key becomes job="backup",env="prod",team="team-a"');
+    expect(result.stdout).toContain(
+      "upstream:  PUT http://127.0.0.1:9191/metrics/job/backup/env/prod/team/team-a",
+    );
+  });
+
+  it("says which requirement failed when a rule almost matches (token on stdin)", () => {
+    const result = explain(["--method", "PUT", "--path", "/metrics/job/backup"], TEAM_TOKEN);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('team team-a: label env must be "prod" (got none)');
+    expect(result.stdout).toContain("DENY at authorize: 403 ERR_ACL_DENIED");
+    expect(result.stdout).toContain("upstream:  nothing is forwarded");
+  });
+
+  it("explains a job outside the team's patterns, an unknown token and a malformed path", () => {
+    const job = explain(["--method", "DELETE", "--path", "/metrics/job/other/env/prod"], TEAM_TOKEN);
+    expect(job.code).toBe(2);
+    expect(job.stdout).toContain('job "other" matches none of backup, team-a-*');
+    const token = explain(["--method", "PUT", "--path", "/metrics/job/backup"], "not-the-token");
+    expect(token.stdout).toContain("DENY at authenticate: 401 ERR_AUTH_INVALID");
+    expect(token.stdout).not.toContain("not-the-token");
+    const path = explain(["--method", "PUT", "--path", "/metrics/job/backup/__x/y"], TEAM_TOKEN);
+    expect(path.stdout).toContain("DENY at classify: 400 ERR_BAD_GROUPING_KEY");
+  });
+
+  it("explains anonymous requests and refuses to run without method and path", () => {
+    const anonymous = explain(["--method", "GET", "--path", "/metrics", "--anonymous"]);
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stdout).toContain("401 ERR_AUTH_MISSING");
+    expect(explain(["--path", "/metrics"]).code).toBe(1);
+  });
+});
