@@ -111,7 +111,8 @@ export class Upstream {
   }
 }
 
-function forwardHeaders(request: UpstreamRequest, origin: string): Record<string, string> {
+/** The headers sent upstream: the client's, minus hop-by-hop fields and the credential, plus X-Forwarded-*. */
+export function forwardHeaders(request: UpstreamRequest, origin: string): Record<string, string> {
   const connectionListed = new Set(
     String(request.headers.connection ?? "")
       .split(",")
