@@ -1,20 +1,37 @@
 import type { Config } from "../config/load.js";
+import { describeMember } from "../policy/members.js";
 
 /** The human summary `pushguard check` prints: what listens, where it forwards, who may do what. */
 export function summarizeConfig(config: Config): string {
+  const issuers = [
+    ...config.identities.oidc.map((issuer) => `oidc ${issuer.name} (${issuer.issuer})`),
+    ...config.identities.kubernetes.map((issuer) => `kubernetes ${issuer.name} (${issuer.issuer})`),
+  ];
   const lines = [
     `config ${config.source} is valid`,
     `listeners: api ${config.listen.api}, metrics ${config.listen.metrics}`,
     `upstream: ${config.upstream.url} (timeout ${config.upstream.timeoutMs} ms, ${config.upstream.connections} connections)`,
     `body: max ${config.body.maxBytes} bytes, max ${config.body.maxDecompressedBytes} bytes decompressed`,
     `identities: ${config.identities.static.length} static token(s)${config.identities.static.length ? `: ${config.identities.static.map((i) => i.name).join(", ")}` : ""}`,
+    `issuers: ${issuers.length ? issuers.join(", ") : "none"}`,
     "teams:",
     ...config.teams.map(
       (team) =>
-        `  ${team.name}: ${team.actions.join(", ")}${team.jobs.length ? ` on jobs ${team.jobs.join(", ")}` : ""} — members ${team.members.join(", ")}`,
+        `  ${team.name}: ${team.actions.join(", ")}${team.jobs.length ? ` on jobs ${team.jobs.join(", ")}` : ""} — members ${team.members.map(describeMember).join(", ")}${labelRules(team.groupingKey)}`,
     ),
     `anonymous: ${config.anonymous.actions.length ? config.anonymous.actions.join(", ") : "nothing (every request needs a credential)"}`,
   ];
   if (config.teams.length === 0) lines.splice(lines.indexOf("teams:") + 1, 0, "  (none)");
   return `${lines.join("\n")}\n`;
+}
+
+function labelRules(rules: Config["teams"][number]["groupingKey"]): string {
+  const pairs = (labels: Readonly<Record<string, string>>) =>
+    Object.entries(labels)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(", ");
+  const parts = [];
+  if (Object.keys(rules.require).length) parts.push(`requires labels ${pairs(rules.require)}`);
+  if (Object.keys(rules.inject).length) parts.push(`injects labels ${pairs(rules.inject)}`);
+  return parts.length ? `; ${parts.join("; ")}` : "";
 }

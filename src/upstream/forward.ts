@@ -106,8 +106,12 @@ export class Upstream {
     }
   }
 
+  /**
+   * Closes the pool. Called once the API listener has drained: a request still waiting on the
+   * Pushgateway then has no client left to answer, so it is aborted rather than awaited.
+   */
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#pool.destroy();
   }
 }
 
