@@ -1,0 +1,184 @@
+{{/*
+Consistency checks that values.schema.json cannot express. Each failure names the values to fix.
+Rendered (as nothing) at the top of pushguard's ConfigMap, so every install, template and lint
+runs them.
+*/}}
+{{- define "pushguard.validate" -}}
+{{- $errors := list }}
+{{- $v := .Values }}
+{{- $p := $v.pushguard }}
+
+{{- /* Tokens and static identities */}}
+{{- if and $v.tokens.existingSecret $v.tokens.values }}
+{{- $errors = append $errors "tokens.values and tokens.existingSecret are both set: keep tokens either in the chart's Secret (tokens.values) or in your own (tokens.existingSecret)" }}
+{{- end }}
+{{- $names := list }}
+{{- $secretKeys := list }}
+{{- range $i, $identity := $v.identities.static }}
+{{- if has $identity.name $names }}
+{{- $errors = append $errors (printf "identities.static[%d]: duplicate identity name %q" $i $identity.name) }}
+{{- end }}
+{{- $names = append $names $identity.name }}
+{{- if and (get $identity "sha256") (or (get $identity "secretKey") (get $identity "secretFormat")) }}
+{{- $errors = append $errors (printf "identities.static[%d] (%s): sha256 is inline, so secretKey and secretFormat must not be set" $i $identity.name) }}
+{{- end }}
+{{- $key := include "pushguard.identitySecretKey" $identity }}
+{{- if $key }}
+{{- $secretKeys = append $secretKeys $key }}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" $key) }}
+{{- $errors = append $errors (printf "identities.static[%d] (%s): %q is not a valid Secret key; set identities.static[%d].secretKey (letters, digits, - _ .)" $i $identity.name $key $i) }}
+{{- end }}
+{{- if not (or $v.tokens.existingSecret (hasKey $v.tokens.values $key) (and $v.tokens.generate (ne (get $identity "secretFormat") "sha256"))) }}
+{{- $errors = append $errors (printf "identities.static[%d] (%s): no token for Secret key %q; set tokens.values.%s, tokens.existingSecret, or tokens.generate=true" $i $identity.name $key $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $key, $_ := $v.tokens.values }}
+{{- if not (has $key $secretKeys) }}
+{{- $errors = append $errors (printf "tokens.values.%s is not the Secret key of any identities.static entry" $key) }}
+{{- end }}
+{{- end }}
+
+{{- /* Teams (pushguard refuses to start on these too; failing here saves a crash loop) */}}
+{{- if and (empty $v.teams) (empty $v.anonymous.actions) }}
+{{- $errors = append $errors "teams is empty and anonymous.actions grants nothing: define at least one team (pushguard has no open mode)" }}
+{{- end }}
+{{- $issuers := list }}
+{{- range $kind := list "oidc" "kubernetes" }}
+{{- range $i, $issuer := index $v.identities $kind }}
+{{- if has $issuer.name $issuers }}
+{{- $errors = append $errors (printf "identities.%s[%d]: duplicate issuer name %q (oidc and kubernetes issuers share one namespace of names)" $kind $i $issuer.name) }}
+{{- end }}
+{{- $issuers = append $issuers $issuer.name }}
+{{- end }}
+{{- end }}
+{{- range $i, $team := $v.teams }}
+{{- range $team.members }}
+{{- if kindIs "string" . }}
+{{- if not (has . $names) }}
+{{- $errors = append $errors (printf "teams[%d] (%s): member %q is not in identities.static" $i $team.name .) }}
+{{- end }}
+{{- else if not (has .issuer $issuers) }}
+{{- $errors = append $errors (printf "teams[%d] (%s): member selector names issuer %q, which is not in identities.oidc or identities.kubernetes" $i $team.name .issuer) }}
+{{- end }}
+{{- end }}
+{{- if and (or (has "push" $team.actions) (has "delete" $team.actions)) (empty (get $team "jobs")) }}
+{{- $errors = append $errors (printf "teams[%d] (%s): push and delete need at least one pattern in teams[%d].jobs" $i $team.name $i) }}
+{{- end }}
+{{- end }}
+
+{{- /* Rate limits */}}
+{{- if and $v.rateLimit.enabled (eq $v.rateLimit.store "redis") (not $v.rateLimit.redis.url) }}
+{{- $errors = append $errors "rateLimit.store is redis but rateLimit.redis.url is empty" }}
+{{- end }}
+{{- if $v.rateLimit.enabled }}
+{{- $teamNames := list }}
+{{- range $v.teams }}{{ $teamNames = append $teamNames .name }}{{ end }}
+{{- range $i, $rule := $v.rateLimit.rules }}
+{{- if and (get $rule "team") (not (has (get $rule "team") $teamNames)) }}
+{{- $errors = append $errors (printf "rateLimit.rules[%d]: team %q is not in teams" $i (get $rule "team")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* pushguard workload */}}
+{{- if eq (int $p.ports.api) (int $p.ports.metrics) }}
+{{- $errors = append $errors "pushguard.ports.api and pushguard.ports.metrics must differ: probes and ServiceMonitors use the metrics port only" }}
+{{- end }}
+{{- if gt (int $p.config.overload.maxConcurrent) (int $p.config.upstream.connections) }}
+{{- $errors = append $errors (printf "pushguard.config.overload.maxConcurrent (%d) must not exceed pushguard.config.upstream.connections (%d)" (int $p.config.overload.maxConcurrent) (int $p.config.upstream.connections)) }}
+{{- end }}
+{{- $drain := add (int $p.preStopDelaySeconds) (div (add (int $p.config.server.shutdownGraceMs) 999) 1000) }}
+{{- if and $p.terminationGracePeriodSeconds (le (int $p.terminationGracePeriodSeconds) $drain) }}
+{{- $errors = append $errors (printf "pushguard.terminationGracePeriodSeconds (%d) must exceed pushguard.preStopDelaySeconds + pushguard.config.server.shutdownGraceMs (%d s), or in-flight pushes are killed" (int $p.terminationGracePeriodSeconds) $drain) }}
+{{- end }}
+{{- $pdb := $p.podDisruptionBudget }}
+{{- if $pdb.enabled }}
+{{- if and (ne (toString $pdb.minAvailable) "") (ne (toString $pdb.maxUnavailable) "") }}
+{{- $errors = append $errors "pushguard.podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
+{{- else if and (eq (toString $pdb.minAvailable) "") (eq (toString $pdb.maxUnavailable) "") }}
+{{- $errors = append $errors "pushguard.podDisruptionBudget: set minAvailable or maxUnavailable" }}
+{{- end }}
+{{- $replicas := ternary $p.autoscaling.minReplicas $p.replicaCount $p.autoscaling.enabled | int }}
+{{- if and (ne (toString $pdb.minAvailable) "") (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $replicas) }}
+{{- $errors = append $errors (printf "pushguard.podDisruptionBudget.minAvailable (%d) must be below the replica count (%d: pushguard.replicaCount or pushguard.autoscaling.minReplicas), or no node can ever be drained" (int $pdb.minAvailable) $replicas) }}
+{{- end }}
+{{- if and (ne (toString $pdb.maxUnavailable) "") (not (kindIs "string" $pdb.maxUnavailable)) (lt (int $pdb.maxUnavailable) 1) }}
+{{- $errors = append $errors "pushguard.podDisruptionBudget.maxUnavailable must be at least 1, or no node can ever be drained" }}
+{{- end }}
+{{- end }}
+{{- if $p.autoscaling.enabled }}
+{{- if gt (int $p.autoscaling.minReplicas) (int $p.autoscaling.maxReplicas) }}
+{{- $errors = append $errors (printf "pushguard.autoscaling.minReplicas (%d) is above pushguard.autoscaling.maxReplicas (%d)" (int $p.autoscaling.minReplicas) (int $p.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if not (or $p.autoscaling.targetCPUUtilizationPercentage $p.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- $errors = append $errors "pushguard.autoscaling needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- end }}
+
+{{- /* pushgateway */}}
+{{- $g := $v.pushgateway }}
+{{- if $g.persistence.enabled }}
+{{- $file := $g.persistence.file }}
+{{- if or (not (isAbs $file)) (eq (dir $file) "/") (hasSuffix "/" $file) }}
+{{- $errors = append $errors (printf "pushgateway.persistence.file (%q) must be an absolute file path inside a directory other than /, e.g. /data/pushgateway.db: its directory is the volume's mount path" $file) }}
+{{- end }}
+{{- end }}
+{{- range $g.extraArgs }}
+{{- $flag := regexReplaceAll "=.*$" (toString .) "" }}
+{{- if has $flag (list "--web.enable-lifecycle" "--web.listen-address" "--persistence.file" "--persistence.interval" "--web.enable-admin-api" "--push.disable-consistency-check" "--log.level" "--log.format") }}
+{{- $errors = append $errors (printf "pushgateway.extraArgs: %s is managed by the chart%s" $flag (ternary " and never enabled (anyone reaching the pushgateway could stop it)" "; use the pushgateway.* value instead" (eq $flag "--web.enable-lifecycle"))) }}
+{{- end }}
+{{- end }}
+
+{{- /* NetworkPolicies */}}
+{{- $np := $v.networkPolicy }}
+{{- if $np.enabled }}
+{{- if and (empty $np.prometheus.namespaceSelector) (empty $np.prometheus.podSelector) }}
+{{- $errors = append $errors "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod in the cluster to the pushgateway; select your Prometheus pods" }}
+{{- end }}
+{{- if and (empty $np.pushguard.allowedNamespaces) (empty $np.pushguard.extraFrom) (not $np.pushguard.clientLabel.enabled) }}
+{{- $errors = append $errors "networkPolicy.pushguard admits no client: set allowedNamespaces, extraFrom or clientLabel.enabled" }}
+{{- end }}
+{{- if empty $np.dns.to }}
+{{- $errors = append $errors "networkPolicy.dns.to is empty: pushguard could not resolve the pushgateway's Service name" }}
+{{- end }}
+{{- if and (include "pushguard.usesServiceAccountToken" .) (empty $np.pushguard.egress.kubernetesApi) }}
+{{- $errors = append $errors "an in-cluster identities.kubernetes issuer needs networkPolicy.pushguard.egress.kubernetesApi (egress rules reaching the API server) while networkPolicy.enabled is true" }}
+{{- end }}
+{{- if and (include "pushguard.usesIdentityProviders" .) (empty $np.pushguard.egress.identityProviders) }}
+{{- $errors = append $errors "identities.oidc (or a kubernetes issuer with its own jwksUri or apiServer) needs networkPolicy.pushguard.egress.identityProviders (egress rules reaching discovery and JWKS) while networkPolicy.enabled is true" }}
+{{- end }}
+{{- if and $v.rateLimit.enabled (eq $v.rateLimit.store "redis") (empty $np.pushguard.egress.redis) }}
+{{- $errors = append $errors "rateLimit.store redis needs networkPolicy.pushguard.egress.redis (egress rules reaching Redis) while networkPolicy.enabled is true" }}
+{{- end }}
+{{- end }}
+
+{{- /* helm test */}}
+{{- if $v.tests.enabled }}
+{{- $testIdentity := dict }}
+{{- range $v.identities.static }}{{ if eq .name $v.tests.identity }}{{ $testIdentity = . }}{{ end }}{{ end }}
+{{- if empty $testIdentity }}
+{{- $errors = append $errors (printf "tests.identity (%q) is not in identities.static" $v.tests.identity) }}
+{{- else if or (get $testIdentity "sha256") (eq (get $testIdentity "secretFormat") "sha256") }}
+{{- $errors = append $errors (printf "tests.identity (%q) must read a raw token from the Secret (not a sha256), so the test pod can push with it" $v.tests.identity) }}
+{{- else }}
+{{- $allowed := false }}
+{{- range $v.teams }}
+{{- if and (has $v.tests.identity .members) (has "push" .actions) }}
+{{- range (get . "jobs" | default list) }}
+{{- $pattern := printf "^%s$" (regexQuoteMeta . | replace "\\*" ".*" | replace "\\?" ".") }}
+{{- if regexMatch $pattern $v.tests.job }}{{ $allowed = true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not $allowed }}
+{{- $errors = append $errors (printf "tests.job (%q) is not pushable by tests.identity (%q): no team with push lists it in jobs" $v.tests.job $v.tests.identity) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- if $errors }}
+{{- fail (printf "\n\nInvalid values for the pushguard chart:\n  - %s\n" (join "\n  - " $errors)) }}
+{{- end }}
+{{- end }}

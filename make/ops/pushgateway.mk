@@ -1,0 +1,101 @@
+# Operational commands for a pushguard Helm release (pushguard + its pushgateway).
+#
+#   make -f make/ops/pushgateway.mk <target> RELEASE=pushguard NAMESPACE=monitoring [VAR=...]
+#
+# Requests go through pushguard, from this machine, over a short-lived `kubectl port-forward`,
+# with a token read from the release's Secret (IDENTITY names its key). Nothing is executed
+# inside the pushgateway image, which has no shell tools worth relying on.
+
+RELEASE ?= pushguard
+NAMESPACE ?= monitoring
+KUBECTL ?= kubectl
+CURL ?= curl
+# Object name prefix, as the chart computes it (set it when you used fullnameOverride).
+FULLNAME ?= $(if $(findstring pushguard,$(RELEASE)),$(RELEASE),$(RELEASE)-pushguard)
+PUSHGATEWAY ?= $(FULLNAME)-pushgateway
+# Secret with the static tokens (set it to tokens.existingSecret when you use one).
+SECRET ?= $(FULLNAME)-tokens
+# Secret key (identity) whose token authenticates delete-group, metrics and explain.
+IDENTITY ?=
+API_PORT ?= 9091
+METRICS_PORT ?= 9092
+LOCAL_PORT ?= 19091
+LOCAL_METRICS_PORT ?= 19092
+TAIL ?= 200
+# How to run the pushguard CLI: inside a running pushguard pod by default; `PUSHGUARD="node dist/main.js"` runs a local build.
+PUSHGUARD ?= $(KUBECTL) -n $(NAMESPACE) exec -i deploy/$(FULLNAME) -c pushguard -- node /app/dist/main.js
+# pushguard-explain: the request to explain.
+METHOD ?= PUT
+REQUEST_PATH ?= /metrics/job/$(JOB)
+
+K := $(KUBECTL) -n $(NAMESPACE)
+BASE_URL := http://127.0.0.1:$(LOCAL_PORT)
+
+# Runs $(1) while a port-forward to pushguard's Service is up, with $$TOKEN holding IDENTITY's
+# token (empty without IDENTITY). The token reaches curl on stdin (`-H @-`), never its arguments.
+define with-pushguard
+set -eu; \
+TOKEN=""; \
+if [ -n "$(IDENTITY)" ]; then \
+  TOKEN=$$($(K) get secret $(SECRET) -o jsonpath='{.data.$(IDENTITY)}' | base64 -d); \
+  [ -n "$$TOKEN" ] || { echo "secret $(SECRET) has no key $(IDENTITY)" >&2; exit 1; }; \
+fi; \
+$(K) port-forward svc/$(FULLNAME) $(LOCAL_PORT):$(API_PORT) $(LOCAL_METRICS_PORT):$(METRICS_PORT) >/dev/null & PF=$$!; \
+trap 'kill $$PF 2>/dev/null || true' EXIT; \
+for i in $$(seq 1 50); do $(CURL) -s -o /dev/null http://127.0.0.1:$(LOCAL_METRICS_PORT)/healthz && break; sleep 0.2; done; \
+auth() { [ -z "$$TOKEN" ] || printf 'Authorization: Bearer %s\n' "$$TOKEN"; }; \
+$(1)
+endef
+
+.PHONY: pushgateway-port-forward pushgateway-metrics pushgateway-delete-group pushgateway-health \
+	pushgateway-logs pushguard-logs pushgateway-restart pushguard-restart pushguard-hash-token pushguard-explain
+
+## Forward pushguard's API to localhost:$(LOCAL_PORT) and its metrics port to localhost:$(LOCAL_METRICS_PORT) (Ctrl-C stops).
+pushgateway-port-forward:
+	@echo "push to http://127.0.0.1:$(LOCAL_PORT)/metrics/job/<job>; pushguard metrics at http://127.0.0.1:$(LOCAL_METRICS_PORT)/metrics"
+	$(K) port-forward svc/$(FULLNAME) $(LOCAL_PORT):$(API_PORT) $(LOCAL_METRICS_PORT):$(METRICS_PORT)
+
+## Print every metric the pushgateway holds, read through pushguard (IDENTITY needs the read action unless anonymous may read).
+pushgateway-metrics:
+	@$(call with-pushguard,auth | $(CURL) -fsS -H @- $(BASE_URL)/metrics)
+
+## Delete a group through pushguard: JOB=<job> [LABELS=instance/worker01] IDENTITY=<Secret key allowed to delete it>.
+pushgateway-delete-group:
+	$(if $(JOB),,$(error JOB is required, e.g. JOB=batch_job [LABELS=instance/worker01]))
+	$(if $(IDENTITY),,$(error IDENTITY is required: the key in Secret $(SECRET) of an identity whose team may delete $(JOB)))
+	@$(call with-pushguard,auth | $(CURL) -fsS -X DELETE -H @- -w '%{http_code}\n' -o /dev/null $(BASE_URL)/metrics/job/$(JOB)$(if $(LABELS),/$(LABELS)))
+
+## Show pod status and pushguard's liveness and readiness (ready means the pushgateway answers).
+pushgateway-health:
+	$(K) get pods -l app.kubernetes.io/instance=$(RELEASE) -o wide
+	@$(call with-pushguard,printf 'healthz: '; $(CURL) -sS http://127.0.0.1:$(LOCAL_METRICS_PORT)/healthz; echo; printf 'readyz: '; $(CURL) -sS http://127.0.0.1:$(LOCAL_METRICS_PORT)/readyz; echo)
+
+## Show the pushgateway's logs (TAIL lines).
+pushgateway-logs:
+	$(K) logs statefulset/$(PUSHGATEWAY) -c pushgateway --tail=$(TAIL)
+
+## Show the logs of every pushguard replica (TAIL lines each), including the audit lines.
+pushguard-logs:
+	$(K) logs -l app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=pushguard -c pushguard --prefix --tail=$(TAIL)
+
+## Restart the pushgateway (groups survive only with persistence enabled) and wait for it.
+pushgateway-restart:
+	$(K) rollout restart statefulset/$(PUSHGATEWAY)
+	$(K) rollout status statefulset/$(PUSHGATEWAY) --timeout=5m
+
+## Restart pushguard (after changing tokens.existingSecret) and wait for it.
+pushguard-restart:
+	$(K) rollout restart deployment/$(FULLNAME)
+	$(K) rollout status deployment/$(FULLNAME) --timeout=5m
+
+## Hash a token for identities.static[].sha256: `printf %s "$$TOKEN" | make -f make/ops/pushgateway.mk pushguard-hash-token`.
+pushguard-hash-token:
+	@$(PUSHGUARD) hash-token
+
+## Explain pushguard's decision for IDENTITY's token on METHOD REQUEST_PATH (default PUT /metrics/job/$$JOB), with the release's config; exit 2 means denied.
+pushguard-explain:
+	$(if $(IDENTITY),,$(error IDENTITY is required: the key in Secret $(SECRET) whose token to explain))
+	$(if $(filter /metrics/job/,$(REQUEST_PATH)),$(error set JOB=<job> or REQUEST_PATH=/metrics/job/...))
+	@set -eu; \
+	$(K) get secret $(SECRET) -o jsonpath='{.data.$(IDENTITY)}' | base64 -d | \
+	$(PUSHGUARD) explain --config /etc/pushguard/config/config.yaml --method $(METHOD) --path $(REQUEST_PATH)

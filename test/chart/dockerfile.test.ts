@@ -1,0 +1,258 @@
+import { spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { stringify as stringifyYaml } from "yaml";
+import { HELMS, PROFILES, pushguardConfig, REPO, render } from "./helm.js";
+
+/**
+ * No Docker engine runs here, so this replays the Dockerfile: every stage gets a directory standing
+ * in for its root filesystem, COPY copies from a clean copy of the build context (filtered by
+ * .dockerignore) or from an earlier stage, and RUN runs the stage's commands there, in its WORKDIR.
+ * The last stage's ENTRYPOINT then checks the secured profile's rendered config.
+ */
+
+interface Instruction {
+  readonly keyword: string;
+  readonly args: string;
+}
+
+/** Dockerfile instructions, with comments dropped and continuation lines joined. */
+function parseDockerfile(text: string): Instruction[] {
+  const logical = text
+    .split("\n")
+    .filter((line) => !line.trimStart().startsWith("#"))
+    .join("\n")
+    .replace(/\\\n/g, " ");
+  return logical
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [keyword = "", ...rest] = line.split(/\s+/);
+      return { keyword: keyword.toUpperCase(), args: rest.join(" ") };
+    });
+}
+
+/** .dockerignore patterns as predicates, last match wins (Docker's semantics, approximated). */
+function dockerignore(text: string): (path: string) => boolean {
+  const rules = text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith("#"))
+    .map((line) => {
+      const negated = line.startsWith("!");
+      const pattern = (negated ? line.slice(1) : line).replace(/^\/+|\/+$/g, "");
+      const source = pattern
+        .split("/")
+        .map((part) =>
+          part === "**"
+            ? ".*"
+            : part
+                .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+                .replace(/\*/g, "[^/]*")
+                .replace(/\?/g, "[^/]"),
+        )
+        .join("/")
+        .replace(/\.\*\//g, "(?:.*/)?");
+      // A pattern matching a directory excludes everything below it too.
+      return { negated, regex: new RegExp(`^${source}(?:/.*)?$`) };
+    });
+  return (path) => {
+    let ignored = false;
+    for (const rule of rules) if (rule.regex.test(path)) ignored = !rule.negated;
+    return ignored;
+  };
+}
+
+function listFiles(root: string, directory = root): string[] {
+  return readdirSync(directory, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(directory, entry.name);
+    if (entry.name === "node_modules" || entry.name === ".git" || entry.name === ".tmp") return [];
+    return entry.isDirectory() ? listFiles(root, path) : [relative(root, path)];
+  });
+}
+
+const work = mkdtempSync(join(tmpdir(), "pushguard-image-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("the Dockerfile, replayed without a Docker engine", () => {
+  const instructions = parseDockerfile(readFileSync(join(REPO, "Dockerfile"), "utf8"));
+  const ignored = dockerignore(readFileSync(join(REPO, ".dockerignore"), "utf8"));
+  const context = join(work, "context");
+  const stages = new Map<string, string>();
+
+  it("sends only what the build needs as its context", () => {
+    for (const file of listFiles(REPO)) {
+      if (ignored(file)) continue;
+      mkdirSync(dirname(join(context, file)), { recursive: true });
+      cpSync(join(REPO, file), join(context, file));
+    }
+    const sent = listFiles(context);
+    expect(sent).toEqual(
+      expect.arrayContaining(["package.json", "package-lock.json", "tsconfig.build.json", "src/main.ts"]),
+    );
+    expect(
+      sent.filter((file) => /^(test|chart|docs|scripts|examples)\/|\.test\.ts$|^\.env/.test(file)),
+    ).toEqual([]);
+  });
+
+  let entrypoint: string[] = [];
+  let finalRoot = "";
+  let user = "";
+
+  it("builds every stage: npm ci, tsc, then production dependencies only", () => {
+    const args = new Map<string, string>();
+    let root = "";
+    let workdir = "/";
+    let env: Record<string, string> = {};
+    const at = (path: string) => join(root, path.startsWith("/") ? path : join(workdir, path));
+    for (const { keyword, args: rest } of instructions) {
+      const expand = (text: string) =>
+        text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a, b) => args.get(a ?? b) ?? "");
+      switch (keyword) {
+        case "ARG": {
+          const [name = "", value = ""] = rest.split("=");
+          args.set(name, value);
+          break;
+        }
+        case "FROM": {
+          const alias = /\bAS\s+(\S+)/i.exec(rest)?.[1] ?? `stage${stages.size}`;
+          expect(expand(rest.split(/\s+/)[0] ?? "")).toMatch(/^node:24[-.\w]*$/);
+          root = join(work, "stages", alias);
+          mkdirSync(root, { recursive: true });
+          stages.set(alias, root);
+          [workdir, env, user, entrypoint] = ["/", {}, "", []];
+          break;
+        }
+        case "WORKDIR":
+          workdir = rest;
+          mkdirSync(at("."), { recursive: true });
+          break;
+        case "ENV": {
+          const [name = "", value = ""] = rest.split("=");
+          env[name] = value;
+          break;
+        }
+        case "COPY": {
+          const parts = rest.split(/\s+/);
+          const from = parts.find((part) => part.startsWith("--from="))?.slice("--from=".length);
+          const paths = parts.filter((part) => !part.startsWith("--"));
+          const destination = paths.pop() as string;
+          const sourceRoot = from ? (stages.get(from) as string) : context;
+          expect(sourceRoot, `COPY --from=${from}`).toBeDefined();
+          for (const source of paths) {
+            const target = destination.endsWith("/")
+              ? join(at(destination), source.split("/").pop() as string)
+              : at(destination);
+            cpSync(join(sourceRoot, source), target, { recursive: true });
+          }
+          break;
+        }
+        case "RUN": {
+          const result = spawnSync("sh", ["-ec", rest], {
+            cwd: at("."),
+            encoding: "utf8",
+            // The image builds from the registry; here npm reuses the local cache when it can.
+            env: {
+              ...process.env,
+              ...env,
+              npm_config_prefer_offline: "true",
+              npm_config_update_notifier: "false",
+            },
+          });
+          expect(result.status, `RUN ${rest}\n${result.stdout}${result.stderr}`).toBe(0);
+          break;
+        }
+        case "USER":
+          user = rest;
+          break;
+        case "ENTRYPOINT":
+          entrypoint = JSON.parse(rest);
+          break;
+        case "CMD":
+          entrypoint = [...entrypoint, ...JSON.parse(rest)];
+          break;
+      }
+    }
+    finalRoot = root;
+    const installed = readdirSync(join(finalRoot, "app/node_modules"));
+    expect(installed).toContain("hono");
+    expect(
+      installed.filter((name) => ["typescript", "vitest", "@biomejs", "@aws-cdk"].includes(name)),
+    ).toEqual([]);
+    expect(statSync(join(finalRoot, "app/dist/main.js")).isFile()).toBe(true);
+    expect(existsSync(join(finalRoot, "app/src"))).toBe(false);
+  }, 180_000);
+
+  it("runs as a numeric non-root user, the one the chart's pods run as", () => {
+    const [uid, gid] = user.split(":").map(Number);
+    expect(uid).toBeGreaterThan(0);
+    expect(gid).toBeGreaterThan(0);
+    const pod = render(HELMS[1], PROFILES.secured).find((object) => object.kind === "Deployment")?.spec
+      .template.spec;
+    expect([pod.securityContext.runAsUser, pod.securityContext.runAsGroup]).toEqual([uid, gid]);
+  });
+
+  it("starts `node /app/dist/main.js` and accepts the secured profile's rendered config", () => {
+    expect(entrypoint.slice(0, 2)).toEqual(["node", "/app/dist/main.js"]);
+    expect(entrypoint.slice(2)).toEqual(["serve", "--config", "/etc/pushguard/config/config.yaml"]);
+    const config = pushguardConfig(render(HELMS[1], PROFILES.secured));
+    // Mounted files become local ones; check must be able to read and hash every secret.
+    const files = join(work, "mounted");
+    const relocate = (path: string, content: string) => {
+      const local = join(files, path);
+      mkdirSync(dirname(local), { recursive: true });
+      writeFileSync(local, content);
+      return local;
+    };
+    for (const identity of config.identities.static) {
+      if (identity.tokenFile)
+        identity.tokenFile = relocate(identity.tokenFile, `${identity.name}-token-0123456789`);
+      if (identity.sha256File) identity.sha256File = relocate(identity.sha256File, "ab".repeat(32));
+    }
+    for (const issuer of config.identities.kubernetes) {
+      if (issuer.caFile) issuer.caFile = relocate(issuer.caFile, "ca");
+      if (issuer.tokenFile) issuer.tokenFile = relocate(issuer.tokenFile, "token");
+    }
+    if (config.rateLimit?.redis?.passwordFile) {
+      config.rateLimit.redis.passwordFile = relocate(config.rateLimit.redis.passwordFile, "password");
+    }
+    const configFile = relocate("/etc/pushguard/config/config.yaml", stringifyYaml(config));
+    const [node, main] = entrypoint as [string, string];
+    const result = spawnSync(node, [join(finalRoot, main), "check", "--config", configFile], {
+      cwd: join(finalRoot, "app"),
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, NODE_ENV: "production" },
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toContain("is valid");
+    expect(result.status).toBe(0);
+  });
+});
+
+describe(".dockerignore semantics", () => {
+  const ignored = dockerignore("**\n!package.json\n!src/**\n**/*.test.ts\n");
+  it.each([
+    ["package.json", false],
+    ["src/main.ts", false],
+    ["src/deep/er/file.ts", false],
+    ["src/main.test.ts", true],
+    ["test/chart/helm.ts", true],
+    [".env", true],
+    ["README.md", true],
+  ])("%s ignored: %s", (path, expected) => {
+    expect(ignored(path)).toBe(expected);
+  });
+});

@@ -1,0 +1,425 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { stringify as stringifyYaml } from "yaml";
+import { configSchema } from "../../src/config/schema.js";
+import {
+  CHART,
+  FULLNAME,
+  find,
+  findAll,
+  HELMS,
+  PROFILES,
+  PUSHGATEWAY,
+  pushgatewayArgs,
+  pushguardConfig,
+  REPO,
+  render,
+  renderError,
+  runHelm,
+  VARIANTS,
+} from "./helm.js";
+
+const defaultTeam = { name: "default", members: ["default-ci"], jobs: ["*"], actions: ["push", "delete"] };
+const inClusterIssuer = { kubernetes: [{ name: "cluster", audiences: ["pushguard"] }] };
+
+/** Inconsistent values, each with the message that must name what to fix. */
+const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: string[]; message: RegExp }> = [
+  {
+    name: "tokens in two places",
+    values: { tokens: { existingSecret: "mine", values: { "default-ci": "0123456789abcdef" } } },
+    message: /tokens\.values and tokens\.existingSecret are both set/,
+  },
+  {
+    name: "a token nobody uses",
+    values: { tokens: { values: { nobody: "0123456789abcdef" } } },
+    message: /tokens\.values\.nobody is not the Secret key of any identities\.static entry/,
+  },
+  {
+    name: "an identity without a token",
+    values: { tokens: { generate: false } },
+    message:
+      /identities\.static\[0\] \(default-ci\): no token for Secret key "default-ci"; set tokens\.values\.default-ci/,
+  },
+  {
+    name: "an identity name that is no Secret key",
+    values: {
+      identities: { static: [{ name: "ci@example.com" }] },
+      teams: [{ ...defaultTeam, members: ["ci@example.com"] }],
+      tests: { identity: "ci@example.com" },
+    },
+    message: /"ci@example\.com" is not a valid Secret key; set identities\.static\[0\]\.secretKey/,
+  },
+  {
+    name: "an inline hash with a Secret key",
+    values: {
+      identities: { static: [{ name: "default-ci", sha256: "a".repeat(64), secretKey: "x" }] },
+      tests: { enabled: false },
+    },
+    message: /sha256 is inline, so secretKey and secretFormat must not be set/,
+  },
+  {
+    name: "a team member that does not exist",
+    values: { teams: [{ ...defaultTeam, members: ["ghost"] }], tests: { enabled: false } },
+    message: /teams\[0\] \(default\): member "ghost" is not in identities\.static/,
+  },
+  {
+    name: "a selector naming an unknown issuer",
+    values: {
+      teams: [defaultTeam, { ...defaultTeam, name: "jwt", members: [{ issuer: "nowhere", subject: "x" }] }],
+    },
+    message:
+      /teams\[1\] \(jwt\): member selector names issuer "nowhere", which is not in identities\.oidc or identities\.kubernetes/,
+  },
+  {
+    name: "two issuers with one name",
+    values: { identities: { kubernetes: [{ name: "ci", audiences: ["pushguard"] }] } },
+    files: ["ci/identity-providers-values.yaml"],
+    message: /identities\.kubernetes\[0\]: duplicate issuer name "ci"/,
+  },
+  {
+    name: "no team and no anonymous grant",
+    values: { teams: [], tests: { enabled: false }, tokens: { generate: false }, identities: { static: [] } },
+    message: /define at least one team \(pushguard has no open mode\)/,
+  },
+  {
+    name: "push without job patterns",
+    values: { teams: [{ ...defaultTeam, jobs: [] }], tests: { enabled: false } },
+    message: /teams\[0\] \(default\): push and delete need at least one pattern in teams\[0\]\.jobs/,
+  },
+  {
+    name: "a rate limit for an unknown team",
+    values: { rateLimit: { enabled: true, rules: [{ scope: "team", team: "ghosts", rate: 1, burst: 1 }] } },
+    message: /rateLimit\.rules\[0\]: team "ghosts" is not in teams/,
+  },
+  {
+    name: "Redis without a URL",
+    values: { rateLimit: { enabled: true, store: "redis" }, networkPolicy: { enabled: false } },
+    message: /rateLimit\.store is redis but rateLimit\.redis\.url is empty/,
+  },
+  {
+    name: "more upstream slots than connections",
+    values: { pushguard: { config: { overload: { maxConcurrent: 100 } } } },
+    message:
+      /pushguard\.config\.overload\.maxConcurrent \(100\) must not exceed pushguard\.config\.upstream\.connections \(64\)/,
+  },
+  {
+    name: "a grace period shorter than the drain",
+    values: { pushguard: { terminationGracePeriodSeconds: 10 } },
+    message:
+      /pushguard\.terminationGracePeriodSeconds \(10\) must exceed pushguard\.preStopDelaySeconds \+ pushguard\.config\.server\.shutdownGraceMs \(15 s\)/,
+  },
+  {
+    name: "a PodDisruptionBudget that blocks every drain",
+    values: { pushguard: { podDisruptionBudget: { enabled: true, minAvailable: 1, maxUnavailable: "" } } },
+    message: /pushguard\.podDisruptionBudget\.minAvailable \(1\) must be below the replica count \(1/,
+  },
+  {
+    name: "both PodDisruptionBudget bounds",
+    values: { pushguard: { replicaCount: 3, podDisruptionBudget: { enabled: true, minAvailable: 1 } } },
+    message: /pushguard\.podDisruptionBudget: set minAvailable or maxUnavailable, not both/,
+  },
+  {
+    name: "autoscaling bounds upside down",
+    values: { pushguard: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } } },
+    message: /pushguard\.autoscaling\.minReplicas \(5\) is above pushguard\.autoscaling\.maxReplicas \(2\)/,
+  },
+  {
+    name: "a persistence file at the root",
+    values: { pushgateway: { persistence: { enabled: true, file: "/metrics.db" } } },
+    message:
+      /pushgateway\.persistence\.file \("\/metrics\.db"\) must be an absolute file path inside a directory other than \//,
+  },
+  {
+    name: "the lifecycle API",
+    values: { pushgateway: { extraArgs: ["--web.enable-lifecycle"] } },
+    message: /pushgateway\.extraArgs: --web\.enable-lifecycle is managed by the chart and never enabled/,
+  },
+  {
+    name: "a flag the chart manages",
+    values: { pushgateway: { extraArgs: ["--persistence.file=/tmp/x"] } },
+    message:
+      /pushgateway\.extraArgs: --persistence\.file is managed by the chart; use the pushgateway\.\* value instead/,
+  },
+  {
+    name: "a NetworkPolicy admitting every pod to the pushgateway",
+    values: { networkPolicy: { prometheus: { namespaceSelector: {}, podSelector: { matchLabels: null } } } },
+    message: /networkPolicy\.prometheus: namespaceSelector and podSelector are both empty/,
+  },
+  {
+    name: "a NetworkPolicy admitting no client",
+    values: { networkPolicy: { pushguard: { clientLabel: { enabled: false } } } },
+    message:
+      /networkPolicy\.pushguard admits no client: set allowedNamespaces, extraFrom or clientLabel\.enabled/,
+  },
+  {
+    name: "in-cluster ServiceAccount tokens without egress to the API server",
+    values: { identities: inClusterIssuer },
+    message:
+      /an in-cluster identities\.kubernetes issuer needs networkPolicy\.pushguard\.egress\.kubernetesApi/,
+  },
+  {
+    name: "OIDC without egress to the issuer",
+    values: {
+      identities: { oidc: [{ name: "idp", issuer: "https://idp.example.com", audiences: ["pushguard"] }] },
+    },
+    message:
+      /identities\.oidc \(or a kubernetes issuer with its own jwksUri or apiServer\) needs networkPolicy\.pushguard\.egress\.identityProviders/,
+  },
+  {
+    name: "a test job the test identity may not push",
+    values: { tests: { job: "elsewhere" }, teams: [{ ...defaultTeam, jobs: ["team-*"] }] },
+    message: /tests\.job \("elsewhere"\) is not pushable by tests\.identity \("default-ci"\)/,
+  },
+  {
+    name: "a test identity with only a hash",
+    values: { tests: { identity: "break-glass" } },
+    files: ["ci/existing-secret-values.yaml"],
+    message: /tests\.identity \("break-glass"\) must read a raw token from the Secret/,
+  },
+  { name: "an unknown value (schema)", values: { pushguard: { replicas: 2 } }, message: /replicas/ },
+  {
+    name: "a replicated pushgateway (schema)",
+    values: { pushgateway: { replicaCount: 2 } },
+    message: /replicaCount/,
+  },
+  { name: "an anonymous push (schema)", values: { anonymous: { actions: ["push"] } }, message: /anonymous/ },
+  {
+    name: "a Redis URL carrying a password (schema)",
+    values: { rateLimit: { redis: { url: "redis://:secret@redis:6379" } } },
+    message: /rateLimit/,
+  },
+];
+
+/** Writes `values` to a file under .tmp/ for `helm -f` (`--set` cannot edit one list element). */
+function valuesFile(name: string, values: Record<string, unknown>): string {
+  const directory = join(REPO, ".tmp/chart-values");
+  mkdirSync(directory, { recursive: true });
+  const file = join(directory, `${name.replace(/[^a-z0-9]+/gi, "-")}.yaml`);
+  writeFileSync(file, stringifyYaml(values));
+  return file;
+}
+
+describe.each(HELMS)("$name refuses inconsistent values, naming the values to fix", (helm) => {
+  it.each(REFUSED)("$name", ({ name, values, files = [], message }) => {
+    expect(renderError(helm, [...files, valuesFile(name, values)], [])).toMatch(message);
+  });
+
+  it("lists every problem at once", () => {
+    const values = {
+      teams: [{ ...defaultTeam, members: ["ghost"] }],
+      pushguard: { terminationGracePeriodSeconds: 3 },
+    };
+    const error = renderError(helm, [valuesFile("two problems", values)], []);
+    expect(error).toMatch(/member "ghost"/);
+    expect(error).toMatch(/terminationGracePeriodSeconds \(3\)/);
+  });
+});
+
+describe("rendering", () => {
+  const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
+
+  it("renders no ServiceMonitor, PrometheusRule, dashboard, PDB or HPA unless asked", () => {
+    const kinds = render(helm).map((object) => object.kind);
+    for (const kind of [
+      "ServiceMonitor",
+      "PrometheusRule",
+      "PodDisruptionBudget",
+      "HorizontalPodAutoscaler",
+      "ClusterRoleBinding",
+    ]) {
+      expect(kinds).not.toContain(kind);
+    }
+    expect(findAll(render(helm), "ConfigMap").map((c) => c.metadata.name)).toEqual([FULLNAME]);
+  });
+
+  it("derives the config's listeners and upstream from the release", () => {
+    const config = pushguardConfig(render(helm));
+    expect(config.listen).toEqual({ api: "0.0.0.0:9091", metrics: "0.0.0.0:9092" });
+    expect(config.upstream.url).toBe(`http://${PUSHGATEWAY}.monitoring.svc:9091`);
+    const service = find(render(helm), "Service");
+    expect(service.spec.ports.map((p: { name: string; port: number }) => [p.name, p.port])).toEqual([
+      ["http", 9091],
+      ["metrics", 9092],
+    ]);
+  });
+
+  it("maps each static identity to an inline hash or a mounted Secret file", () => {
+    const objects = render(helm, ["ci/existing-secret-values.yaml"]);
+    expect(pushguardConfig(objects).identities.static).toEqual([
+      { name: "default-ci", tokenFile: "/etc/pushguard/secrets/default-ci" },
+      { name: "ci@example.com", sha256File: "/etc/pushguard/secrets/ci-example-com" },
+      { name: "break-glass", sha256: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae" },
+    ]);
+    const volume = find(objects, "Deployment").spec.template.spec.volumes.find(
+      (v: { name: string }) => v.name === "tokens",
+    );
+    expect(volume.secret).toEqual({
+      secretName: "my-pushguard-tokens",
+      defaultMode: 0o440,
+      items: [
+        { key: "default-ci", path: "default-ci" },
+        { key: "ci-example-com", path: "ci-example-com" },
+      ],
+    });
+  });
+
+  it("generates a token per identity, and keeps given ones", () => {
+    const objects = render(helm, [], ["--set", "tokens.values.default-ci=given-token-0123456789"]);
+    expect(
+      Buffer.from(find(objects, "Secret", `${FULLNAME}-tokens`).data["default-ci"], "base64").toString(),
+    ).toBe("given-token-0123456789");
+    const generated = find(render(helm), "Secret", `${FULLNAME}-tokens`).data["default-ci"];
+    expect(Buffer.from(generated, "base64").toString()).toMatch(/^[A-Za-z0-9]{40}$/);
+  });
+
+  it("wires --persistence.file and the volume from pushgateway.persistence.file", () => {
+    const objects = render(helm, ["ci/persistence-values.yaml"]);
+    expect(pushgatewayArgs(objects)).toEqual(
+      expect.arrayContaining([
+        "--persistence.file=/var/lib/pushgateway/metrics.db",
+        "--persistence.interval=30s",
+      ]),
+    );
+    const statefulSet = find(objects, "StatefulSet", PUSHGATEWAY);
+    expect(statefulSet.spec.template.spec.containers[0].volumeMounts).toEqual([
+      { name: "data", mountPath: "/var/lib/pushgateway" },
+    ]);
+    expect(statefulSet.spec.volumeClaimTemplates[0].spec).toEqual({
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "",
+      resources: { requests: { storage: "1Gi" } },
+    });
+  });
+
+  it("opens the pushgateway's admin API only for a team that may wipe", () => {
+    expect(pushgatewayArgs(render(helm))).not.toContain("--web.enable-admin-api");
+    expect(pushgatewayArgs(render(helm, ["ci/wipe-values.yaml"]))).toContain("--web.enable-admin-api");
+  });
+
+  it("sizes the grace period from the drain time", () => {
+    const spec = (flags: string[]) => find(render(helm, [], flags), "Deployment").spec.template.spec;
+    expect(spec([]).terminationGracePeriodSeconds).toBe(5 + 10 + 5);
+    expect(
+      spec(["--set", "pushguard.config.server.shutdownGraceMs=30500"]).terminationGracePeriodSeconds,
+    ).toBe(5 + 31 + 5);
+    expect(spec(["--set", "pushguard.preStopDelaySeconds=0"]).lifecycle).toBeUndefined();
+  });
+
+  it("points in-cluster Kubernetes issuers at the API server with pushguard's own token", () => {
+    const identities = pushguardConfig(render(helm, ["ci/identity-providers-values.yaml"])).identities;
+    expect(identities.kubernetes).toEqual([
+      {
+        name: "cluster",
+        audiences: ["pushguard"],
+        apiServer: "https://kubernetes.default.svc",
+        caFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+      },
+    ]);
+    expect(identities.oidc.map((issuer: { name: string }) => issuer.name)).toEqual(["company-idp", "ci"]);
+    const outOfCluster = render(
+      helm,
+      ["ci/identity-providers-values.yaml"],
+      ["--set", "identities.kubernetes[0].jwksUri=https://oidc.example.com/keys"],
+    );
+    expect(pushguardConfig(outOfCluster).identities.kubernetes[0].tokenFile).toBeUndefined();
+    expect(find(outOfCluster, "Deployment").spec.template.spec.automountServiceAccountToken).toBe(false);
+    expect(findAll(outOfCluster, "ClusterRoleBinding")).toEqual([]);
+  });
+
+  it("renders rateLimit only when enabled, with the Redis password as a mounted file", () => {
+    expect(pushguardConfig(render(helm, PROFILES["small-prod"])).rateLimit).toBeUndefined();
+    const objects = render(helm, ["ci/ratelimit-redis-values.yaml"]);
+    const rateLimit = pushguardConfig(objects).rateLimit;
+    expect(rateLimit.redis).toEqual({
+      url: "rediss://redis-master.redis.svc:6379/0",
+      keyPrefix: "pg:",
+      timeoutMs: 100,
+      passwordFile: "/etc/pushguard/redis/password",
+    });
+    expect(rateLimit.enabled).toBeUndefined();
+    const spec = find(objects, "Deployment").spec.template.spec;
+    expect(spec.volumes.find((v: { name: string }) => v.name === "redis-password").secret).toEqual({
+      secretName: "redis",
+      defaultMode: 0o440,
+      items: [{ key: "redis-password", path: "password" }],
+    });
+    expect(spec.containers[0].volumeMounts).toContainEqual({
+      name: "redis-password",
+      mountPath: "/etc/pushguard/redis",
+      readOnly: true,
+    });
+  });
+
+  it("labels the dashboard for the Grafana sidecar", () => {
+    const dashboard = find(render(helm, ["ci/monitoring-values.yaml"]), "ConfigMap", `${FULLNAME}-dashboard`);
+    expect(dashboard.metadata.namespace).toBe("grafana");
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe("1");
+    expect(JSON.parse(dashboard.data["pushguard.json"]).uid).toBe("pushguard");
+  });
+});
+
+/** NOTES.txt, as `helm install` prints it (helm 4 renders it offline; helm 3 wants a cluster). */
+function notes(files: readonly string[]): string {
+  const helm = HELMS[1];
+  const args = ["install", "pg", CHART, "--namespace", "monitoring", "--dry-run=client"];
+  const result = runHelm(helm, [...args, ...files.flatMap((file) => ["-f", join(CHART, file)])]);
+  expect(result.status, result.stderr).toBe(0);
+  return result.stdout.slice(result.stdout.indexOf("NOTES:"));
+}
+
+describe("NOTES.txt", () => {
+  it("tells a default install how to push, and that its groups are not persisted", () => {
+    const text = notes(PROFILES.default);
+    expect(text).toContain("http://pg-pushguard.monitoring.svc:9091/metrics/job/<job>");
+    expect(text).toContain(
+      "kubectl -n monitoring get secret pg-pushguard-tokens -o jsonpath='{.data.default-ci}' | base64 -d",
+    );
+    expect(text).toContain("--labels=pg-pushguard-client=true");
+    expect(text).toContain("honor_labels: true");
+    expect(text).toContain("WARNING: pushgateway.persistence.enabled is false");
+  });
+
+  it("shows the secured profile's teams and where its tokens live", () => {
+    const text = notes(PROFILES.secured);
+    expect(text).toContain(
+      'batch: push, delete on jobs {namespace}-* (members: {"issuer":"cluster","namespace":"batch-*"})',
+    );
+    expect(text).toContain("every pod of namespaces team-a, team-b, batch-nightly, ci-runners");
+    expect(text).toContain("Tokens come from Secret pushguard-tokens");
+    expect(text).not.toContain("WARNING");
+  });
+});
+
+describe("pushguard's config schema accepts the config the chart renders", () => {
+  const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
+
+  it.each(VARIANTS)("$name", ({ files }) => {
+    const result = configSchema.safeParse(pushguardConfig(render(helm, files)));
+    const issues = result.success ? [] : result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    expect(issues).toEqual([]);
+  });
+});
+
+describe("alerts and dashboard query metrics that exist", () => {
+  const metricsSource = readFileSync(join(REPO, "src/observability/metrics.ts"), "utf8");
+  const defined = new Set(
+    [...metricsSource.matchAll(/name: "(pushguard_[a-z_]+)"/g)].map((match) => match[1]),
+  );
+  const referenced = (text: string) =>
+    new Set([...text.matchAll(/\b(pushguard_[a-z_]+?)(?:_bucket|_sum|_count)?\b/g)].map((match) => match[1]));
+
+  it.each([
+    ["chart/dashboards/pushguard.json", readFileSync(join(CHART, "dashboards/pushguard.json"), "utf8")],
+    [
+      "chart/templates/prometheusrule.yaml",
+      readFileSync(join(CHART, "templates/prometheusrule.yaml"), "utf8"),
+    ],
+  ])("%s", (_file, text) => {
+    const missing = [...referenced(text)].filter(
+      (name) => name !== "pushguard_helm_test" && !defined.has(name),
+    );
+    expect(missing).toEqual([]);
+  });
+});

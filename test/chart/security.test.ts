@@ -1,0 +1,432 @@
+import { createHash } from "node:crypto";
+import { dirname } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  FULLNAME,
+  find,
+  findAll,
+  HELMS,
+  type K8sObject,
+  type Loose,
+  NAMESPACE,
+  PROFILE_NAMES,
+  PROFILES,
+  type Profile,
+  PUSHGATEWAY,
+  podSpecs,
+  pushgatewayArgs,
+  pushguardConfig,
+  render,
+} from "./helm.js";
+import { admits, type Client, type Destination } from "./network-policy.js";
+
+const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
+
+/** What each profile promises, beyond the properties every profile must have. */
+const PROMISES: Record<
+  Profile,
+  {
+    networkPolicies: boolean;
+    persistence: boolean;
+    serviceMonitors: boolean;
+    alerts: boolean;
+    minReplicas: number;
+    disruptionBudget: boolean;
+    autoscaling: boolean;
+    chartManagedTokens: boolean;
+    kubernetesTokens: boolean;
+  }
+> = {
+  default: {
+    networkPolicies: true,
+    persistence: false,
+    serviceMonitors: false,
+    alerts: false,
+    minReplicas: 1,
+    disruptionBudget: false,
+    autoscaling: false,
+    chartManagedTokens: true,
+    kubernetesTokens: false,
+  },
+  dev: {
+    networkPolicies: false,
+    persistence: false,
+    serviceMonitors: false,
+    alerts: false,
+    minReplicas: 1,
+    disruptionBudget: false,
+    autoscaling: false,
+    chartManagedTokens: true,
+    kubernetesTokens: false,
+  },
+  "small-prod": {
+    networkPolicies: true,
+    persistence: true,
+    serviceMonitors: true,
+    alerts: false,
+    minReplicas: 2,
+    disruptionBudget: true,
+    autoscaling: false,
+    chartManagedTokens: true,
+    kubernetesTokens: false,
+  },
+  secured: {
+    networkPolicies: true,
+    persistence: true,
+    serviceMonitors: true,
+    alerts: true,
+    minReplicas: 2,
+    disruptionBudget: true,
+    autoscaling: true,
+    chartManagedTokens: false,
+    kubernetesTokens: true,
+  },
+};
+
+type Container = Loose;
+
+function containers(objects: readonly K8sObject[]): Array<{ where: string; container: Container }> {
+  return podSpecs(objects).flatMap(({ owner, spec }) =>
+    [...(spec.initContainers ?? []), ...spec.containers].map((container: Container) => ({
+      where: `${owner} ${container.name}`,
+      container,
+    })),
+  );
+}
+
+const podLabels = (objects: readonly K8sObject[], kind: string, name: string) =>
+  find(objects, kind, name).spec.template.metadata.labels as Record<string, string>;
+
+describe.each(PROFILE_NAMES)("profile %s", (profile) => {
+  const objects = () => render(helm, PROFILES[profile]);
+  const promise = PROMISES[profile];
+
+  it("runs every pod as non-root with the RuntimeDefault seccomp profile", () => {
+    for (const { owner, spec } of podSpecs(objects())) {
+      expect(spec.securityContext?.runAsNonRoot, owner).toBe(true);
+      expect(spec.securityContext?.runAsUser, owner).toBeGreaterThan(0);
+      expect(spec.securityContext?.seccompProfile?.type, owner).toBe("RuntimeDefault");
+    }
+  });
+
+  it("locks every container down: no privilege escalation, read-only root, no capabilities", () => {
+    for (const { where, container } of containers(objects())) {
+      const context = container.securityContext ?? {};
+      expect(context.allowPrivilegeEscalation, where).toBe(false);
+      expect(context.readOnlyRootFilesystem, where).toBe(true);
+      expect(context.privileged ?? false, where).toBe(false);
+      expect(context.capabilities?.drop, where).toContain("ALL");
+      expect(context.capabilities?.add ?? [], where).toEqual([]);
+      expect(context.runAsUser ?? 1, where).not.toBe(0);
+    }
+  });
+
+  it("gives every container CPU and memory requests and limits", () => {
+    for (const { where, container } of containers(objects())) {
+      for (const bound of ["requests", "limits"]) {
+        expect(Object.keys(container.resources?.[bound] ?? {}).sort(), `${where} ${bound}`).toEqual([
+          "cpu",
+          "memory",
+        ]);
+      }
+    }
+  });
+
+  it("shares nothing with the node: no host namespaces, ports or paths", () => {
+    for (const { owner, spec } of podSpecs(objects())) {
+      expect([spec.hostNetwork, spec.hostPID, spec.hostIPC].filter(Boolean), owner).toEqual([]);
+      expect(
+        (spec.volumes ?? []).filter((volume: { hostPath?: unknown }) => volume.hostPath),
+        owner,
+      ).toEqual([]);
+    }
+    for (const { where, container } of containers(objects())) {
+      expect(
+        (container.ports ?? []).filter((port: { hostPort?: number }) => port.hostPort),
+        where,
+      ).toEqual([]);
+    }
+  });
+
+  it("mounts a ServiceAccount token and binds issuer discovery only for in-cluster token verification", () => {
+    const inCluster = pushguardConfig(objects()).identities.kubernetes.some(
+      (issuer: { tokenFile?: string }) =>
+        issuer.tokenFile === "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    );
+    expect(inCluster).toBe(promise.kubernetesTokens);
+    for (const { owner, spec } of podSpecs(objects())) {
+      expect(spec.automountServiceAccountToken, owner).toBe(inCluster && owner === `Deployment/${FULLNAME}`);
+    }
+    for (const account of findAll(objects(), "ServiceAccount")) {
+      expect(account.automountServiceAccountToken, account.metadata.name).toBe(
+        inCluster && account.metadata.name === FULLNAME,
+      );
+    }
+    const bindings = findAll(objects(), "ClusterRoleBinding");
+    expect(bindings.map((binding) => [binding.roleRef.name, binding.subjects])).toEqual(
+      inCluster
+        ? [
+            [
+              "system:service-account-issuer-discovery",
+              [{ kind: "ServiceAccount", name: FULLNAME, namespace: NAMESPACE }],
+            ],
+          ]
+        : [],
+    );
+    expect(findAll(objects(), "RoleBinding")).toEqual([]);
+    expect(findAll(objects(), "ClusterRole")).toEqual([]);
+  });
+
+  it("runs one pushgateway whose persistence flag and volume come from one value", () => {
+    const statefulSet = find(objects(), "StatefulSet", PUSHGATEWAY);
+    expect(statefulSet.spec.replicas).toBe(1);
+    expect(findAll(objects(), "Deployment").map((d) => d.metadata.name)).toEqual([FULLNAME]);
+    const args = pushgatewayArgs(objects());
+    const file = args.find((arg) => arg.startsWith("--persistence.file="))?.split("=")[1];
+    const claims = statefulSet.spec.volumeClaimTemplates ?? [];
+    if (promise.persistence) {
+      expect(file).toBeDefined();
+      const mount = statefulSet.spec.template.spec.containers[0].volumeMounts.find(
+        (m: { name: string }) => m.name === "data",
+      );
+      expect(mount.mountPath).toBe(dirname(file as string));
+      expect(claims.map((c: K8sObject) => [c.metadata.name, c.spec.accessModes])).toEqual([
+        ["data", ["ReadWriteOnce"]],
+      ]);
+    } else {
+      expect(file).toBeUndefined();
+      expect(claims).toEqual([]);
+    }
+    expect(args).not.toContain("--web.enable-lifecycle");
+    const wipe = pushguardConfig(objects()).teams.some((team: { actions: string[] }) =>
+      team.actions.includes("wipe"),
+    );
+    expect(args.includes("--web.enable-admin-api")).toBe(wipe);
+  });
+
+  it("probes pushguard on its metrics port only, and the pushgateway on its own", () => {
+    const pushguard = find(objects(), "Deployment").spec.template.spec.containers[0];
+    for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+      expect(pushguard[probe].httpGet.port, probe).toBe("metrics");
+    }
+    expect(pushguard.readinessProbe.httpGet.path).toBe("/readyz");
+    expect(pushguard.livenessProbe.httpGet.path).toBe("/healthz");
+    const pushgateway = find(objects(), "StatefulSet", PUSHGATEWAY).spec.template.spec.containers[0];
+    expect(pushgateway.readinessProbe.httpGet).toEqual({ path: "/-/ready", port: "http" });
+  });
+
+  it("lets pushguard drain before it is killed, and rolls it when its config changes", () => {
+    const deployment = find(objects(), "Deployment");
+    const config = pushguardConfig(objects());
+    const spec = deployment.spec.template.spec;
+    const preStopMs = Number(
+      /setTimeout\(\(\) => \{\}, (\d+)\)/.exec(JSON.stringify(spec.containers[0].lifecycle ?? {}))?.[1] ?? 0,
+    );
+    expect(spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(
+      config.server.shutdownGraceMs + preStopMs,
+    );
+    const configText = find(objects(), "ConfigMap").data["config.yaml"];
+    const checksum = createHash("sha256").update(configText.replace(/\n$/, "")).digest("hex");
+    expect(deployment.spec.template.metadata.annotations["checksum/config"]).toBe(checksum);
+  });
+
+  it("keeps credentials out of ConfigMaps and in the Secret the profile calls for", () => {
+    const secrets = findAll(objects(), "Secret");
+    expect(secrets.length > 0).toBe(promise.chartManagedTokens);
+    const tokens = secrets
+      .flatMap((secret) => Object.values(secret.data ?? {}))
+      .map((v) => Buffer.from(String(v), "base64").toString());
+    for (const configMap of findAll(objects(), "ConfigMap")) {
+      const text = JSON.stringify(configMap.data);
+      for (const token of tokens) expect(text.includes(token), configMap.metadata.name).toBe(false);
+    }
+    const mounted = find(objects(), "Deployment").spec.template.spec.volumes.find(
+      (v: { name: string }) => v.name === "tokens",
+    );
+    for (const identity of pushguardConfig(objects()).identities.static) {
+      const file: string | undefined = identity.tokenFile ?? identity.sha256File;
+      if (file === undefined) continue;
+      expect(file.startsWith("/etc/pushguard/secrets/"), identity.name).toBe(true);
+      expect(mounted.secret.items.map((item: { path: string }) => item.path)).toContain(
+        file.split("/").pop(),
+      );
+    }
+  });
+
+  it("keeps pushguard available during disruptions as promised", () => {
+    const deployment = find(objects(), "Deployment");
+    const hpa = findAll(objects(), "HorizontalPodAutoscaler")[0];
+    expect(Boolean(hpa)).toBe(promise.autoscaling);
+    const replicas = hpa ? hpa.spec.minReplicas : deployment.spec.replicas;
+    expect(replicas).toBeGreaterThanOrEqual(promise.minReplicas);
+    expect(findAll(objects(), "PodDisruptionBudget").length).toBe(promise.disruptionBudget ? 1 : 0);
+    if (promise.minReplicas > 1) {
+      const spread = deployment.spec.template.spec.topologySpreadConstraints;
+      expect(spread.some((c: { topologyKey: string }) => c.topologyKey === "kubernetes.io/hostname")).toBe(
+        true,
+      );
+    }
+  });
+
+  it("scrapes the pushgateway with honorLabels and pushguard on its metrics port, when promised", () => {
+    const monitors = findAll(objects(), "ServiceMonitor");
+    expect(monitors.length).toBe(promise.serviceMonitors ? 2 : 0);
+    if (promise.serviceMonitors) {
+      expect(find(monitors, "ServiceMonitor", PUSHGATEWAY).spec.endpoints).toEqual([
+        expect.objectContaining({ port: "http", honorLabels: true }),
+      ]);
+      expect(find(monitors, "ServiceMonitor", FULLNAME).spec.endpoints).toEqual([
+        expect.objectContaining({ port: "metrics" }),
+      ]);
+    }
+    expect(findAll(objects(), "PrometheusRule").length).toBe(promise.alerts ? 1 : 0);
+  });
+
+  it("isolates every pod with ingress and egress policies, when promised", () => {
+    const policies = findAll(objects(), "NetworkPolicy");
+    expect(policies.length).toBe(promise.networkPolicies ? 2 : 0);
+    if (!promise.networkPolicies) return;
+    for (const policy of policies) expect(policy.spec.policyTypes.sort()).toEqual(["Egress", "Ingress"]);
+    const pushgateway = find(policies, "NetworkPolicy", PUSHGATEWAY);
+    expect(pushgateway.spec.egress ?? []).toEqual([]);
+    const pushguard = find(policies, "NetworkPolicy", FULLNAME);
+    for (const rule of [...pushguard.spec.ingress, ...pushgateway.spec.ingress])
+      expect(rule.from?.length).toBeGreaterThan(0);
+    for (const rule of pushguard.spec.egress)
+      expect(rule.to?.length, JSON.stringify(rule)).toBeGreaterThan(0);
+    const dns = pushguard.spec.egress[0].ports;
+    expect(dns).toEqual(
+      expect.arrayContaining([
+        { port: 53, protocol: "UDP" },
+        { port: 53, protocol: "TCP" },
+      ]),
+    );
+  });
+});
+
+describe.each(PROFILE_NAMES.filter((profile) => PROMISES[profile].networkPolicies))(
+  "profile %s: who can write to the pushgateway",
+  (profile) => {
+    const objects = () => render(helm, PROFILES[profile]);
+    const pushgatewayApi = (): Destination => ({
+      namespace: NAMESPACE,
+      labels: podLabels(objects(), "StatefulSet", PUSHGATEWAY),
+      port: 9091,
+      portName: "http",
+    });
+    const outsiders: Array<[string, Client]> = [
+      ["a pod in the release namespace", { namespace: NAMESPACE, labels: { app: "batch" } }],
+      ["a pod in another namespace", { namespace: "team-a", labels: { app: "batch" } }],
+      ["a pushguard client", { namespace: NAMESPACE, labels: { [`${FULLNAME}-client`]: "true" } }],
+      [
+        "a pod copying pushguard's labels in another namespace",
+        {
+          namespace: "attacker",
+          labels: {
+            "app.kubernetes.io/name": "pushguard",
+            "app.kubernetes.io/component": "pushguard",
+            "app.kubernetes.io/instance": "pg",
+          },
+        },
+      ],
+      [
+        "the helm test pod",
+        { namespace: NAMESPACE, labels: find(objects(), "Pod", `${FULLNAME}-push-test`).metadata.labels },
+      ],
+    ];
+
+    it("admits pushguard's own pods", () => {
+      const pushguard = { namespace: NAMESPACE, labels: podLabels(objects(), "Deployment", FULLNAME) };
+      expect(admits(objects(), pushgatewayApi(), pushguard)).toBe(true);
+    });
+
+    it.each(outsiders)("refuses %s", (_name, client) => {
+      expect(admits(objects(), pushgatewayApi(), client)).toBe(false);
+    });
+  },
+);
+
+describe("profile secured: who can reach what", () => {
+  const objects = () => render(helm, PROFILES.secured);
+  const destination = (name: "pushgateway" | "pushguard api" | "pushguard metrics"): Destination => {
+    if (name === "pushgateway") {
+      return {
+        namespace: NAMESPACE,
+        labels: podLabels(objects(), "StatefulSet", PUSHGATEWAY),
+        port: 9091,
+        portName: "http",
+      };
+    }
+    const labels = podLabels(objects(), "Deployment", FULLNAME);
+    return name === "pushguard api"
+      ? { namespace: NAMESPACE, labels, port: 9091, portName: "http" }
+      : { namespace: NAMESPACE, labels, port: 9092, portName: "metrics" };
+  };
+  const prometheus = { "app.kubernetes.io/name": "prometheus" };
+  const client = { [`${FULLNAME}-client`]: "true" };
+  const table: Array<[string, Client, boolean, boolean, boolean]> = [
+    // who                                                 pushgateway pushguard-api metrics
+    ["Prometheus in monitoring", { namespace: "monitoring", labels: prometheus }, true, false, true],
+    ["a Prometheus-labelled pod elsewhere", { namespace: "team-a", labels: prometheus }, false, true, false],
+    ["a batch job in team-a", { namespace: "team-a", labels: { app: "job" } }, false, true, false],
+    ["a batch job in team-b", { namespace: "team-b" }, false, true, false],
+    [
+      "a labelled client in the release namespace",
+      { namespace: NAMESPACE, labels: client },
+      false,
+      true,
+      false,
+    ],
+    ["a labelled client in another namespace", { namespace: "team-c", labels: client }, false, false, false],
+    ["an unlabelled pod in the release namespace", { namespace: NAMESPACE }, false, false, false],
+    ["a pod in an unlisted namespace", { namespace: "default" }, false, false, false],
+  ];
+
+  it.each(table)("%s", (_who, from, pushgateway, api, metrics) => {
+    expect({
+      pushgateway: admits(objects(), destination("pushgateway"), from),
+      api: admits(objects(), destination("pushguard api"), from),
+      metrics: admits(objects(), destination("pushguard metrics"), from),
+    }).toEqual({ pushgateway, api, metrics });
+  });
+
+  it("takes every token from the user's Secret", () => {
+    const deployment = find(objects(), "Deployment");
+    const volume = deployment.spec.template.spec.volumes.find((v: { name: string }) => v.name === "tokens");
+    expect(volume.secret.secretName).toBe("pushguard-tokens");
+    expect(findAll(objects(), "Secret")).toEqual([]);
+    expect(deployment.spec.template.metadata.annotations["checksum/tokens"]).toBeUndefined();
+  });
+});
+
+describe("identity providers (ci/identity-providers-values.yaml)", () => {
+  const objects = () => render(helm, ["ci/identity-providers-values.yaml"]);
+
+  it("mounts a token into pushguard only, and binds only service-account issuer discovery", () => {
+    const pods = podSpecs(objects());
+    expect(pods.find((p) => p.owner === `Deployment/${FULLNAME}`)?.spec.automountServiceAccountToken).toBe(
+      true,
+    );
+    for (const { owner, spec } of pods.filter((p) => p.owner !== `Deployment/${FULLNAME}`)) {
+      expect(spec.automountServiceAccountToken, owner).toBe(false);
+    }
+    const bindings = findAll(objects(), "ClusterRoleBinding");
+    expect(bindings).toHaveLength(1);
+    expect(bindings[0]?.roleRef).toEqual({
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "ClusterRole",
+      name: "system:service-account-issuer-discovery",
+    });
+    expect(find(objects(), "ServiceAccount", PUSHGATEWAY).automountServiceAccountToken).toBe(false);
+  });
+
+  it("lets pushguard reach DNS, the pushgateway, the API server and the issuers, and nothing else", () => {
+    const egress = find(objects(), "NetworkPolicy", FULLNAME).spec.egress;
+    expect(egress.map((rule: { ports: Array<{ port: number }> }) => rule.ports.map((p) => p.port))).toEqual([
+      [53, 53],
+      [9091],
+      [6443],
+      [443],
+    ]);
+  });
+});
