@@ -6,8 +6,14 @@ import { type AuthenticatorDeps, createAuthenticator } from "./auth/authenticate
 import type { Config } from "./config/load.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { UpstreamSlots } from "./overload/upstream-slots.js";
 import { createApiApp, type PipelineStages } from "./pipeline.js";
 import { createAuthorizer } from "./policy/decide.js";
+import { createAuthFailureLimiter } from "./ratelimit/auth-failures.js";
+import { type ClientAddress, createClientAddress } from "./ratelimit/client-address.js";
+import { createLimitStore, storeSettings } from "./ratelimit/create-store.js";
+import { createRateLimiter } from "./ratelimit/limiter.js";
+import type { Clock, LimitStore } from "./ratelimit/store.js";
 import { Upstream } from "./upstream/forward.js";
 
 export interface RunningServer {
@@ -26,6 +32,8 @@ export interface RunningServer {
 export interface ServerOptions {
   readonly logger?: Logger;
   readonly authenticator?: AuthenticatorDeps;
+  /** Milliseconds since the epoch for the local rate limiters (tests move it instead of sleeping). */
+  readonly clock?: Clock;
 }
 
 /** The parts of a running server that survive a reload. */
@@ -34,14 +42,26 @@ interface Shared {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly options: ServerOptions;
+  /** JWKS key sets by issuer, kept across reloads so a reload during an issuer outage keeps working keys. */
+  readonly keySources: NonNullable<AuthenticatorDeps["keySources"]>;
+  /** Buckets and upstream slots outlive reloads: a reload must not hand out fresh budgets. */
+  readonly limitStore: LimitStore;
+  readonly upstreamSlots: UpstreamSlots;
+  readonly clientAddress: ClientAddress;
+  readonly clock: Clock;
 }
 
 /** Builds the per-config stages; everything here is replaced on reload. */
 function buildStages(config: Config, shared: Shared): PipelineStages {
+  const { limitStore: store, metrics, clock } = shared;
   return {
-    authenticate: createAuthenticator(config, shared.options.authenticator),
+    clientAddress: shared.clientAddress,
+    authenticate: createAuthenticator(config, { ...shared.options.authenticator, keySources: shared.keySources }),
     authorize: createAuthorizer(config),
+    limitAuthFailures: createAuthFailureLimiter({ ...config.rateLimit.authFailures, store, metrics, clock }),
+    rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
     bodyLimits: config.body,
+    upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,
     logger: shared.logger,
@@ -53,7 +73,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? createLogger(config.log.level);
   const metrics = new Metrics();
   const upstream = new Upstream(config.upstream);
-  const shared: Shared = { upstream, metrics, logger, options };
+  const shared: Shared = {
+    upstream,
+    metrics,
+    logger,
+    options,
+    keySources: new Map(),
+    limitStore: await createLimitStore(config.rateLimit, { logger, metrics }),
+    upstreamSlots: new UpstreamSlots(config.overload, metrics),
+    clientAddress: createClientAddress(config.server.trustedProxies),
+    clock: options.clock ?? Date.now,
+  };
   let active = config;
   let stages = buildStages(config, shared);
   const api = createApiApp(() => stages);
@@ -74,8 +104,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   ops.notFound((c) => c.json({ status: "not found" }, 404));
 
-  const { server: apiServer, url: apiUrl } = await listen(api.fetch, config.listen.api, config);
-  const { server: metricsServer, url: metricsUrl } = await listen(ops.fetch, config.listen.metrics, config);
+  // A Redis client would keep a process that failed to listen alive.
+  const closeStore = async (error: unknown): Promise<never> => {
+    await shared.limitStore.close();
+    throw error;
+  };
+  const { server: apiServer, url: apiUrl } = await listen(api.fetch, config.listen.api, config).catch(
+    closeStore,
+  );
+  const { server: metricsServer, url: metricsUrl } = await listen(
+    ops.fetch,
+    config.listen.metrics,
+    config,
+  ).catch(closeStore);
   logger.info(
     { api: apiUrl, metrics: metricsUrl, upstream: config.upstream.url, config: config.source },
     "pushguard listening",
@@ -86,9 +127,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     metricsUrl,
     metrics,
     reload(next) {
-      const needsRestart = ["listen", "upstream", "server"].filter(
+      const needsRestart = ["listen", "upstream", "server", "overload"].filter(
         (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
       );
+      if (JSON.stringify(storeSettings(next.rateLimit)) !== JSON.stringify(storeSettings(active.rateLimit))) {
+        needsRestart.push("rateLimit.store");
+      }
       if (needsRestart.length > 0) {
         logger.warn(
           { keys: needsRestart },
@@ -104,6 +148,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       await closeGracefully(apiServer, config.server.shutdownGraceMs);
       await closeGracefully(metricsServer, 0);
       await upstream.close();
+      await shared.limitStore.close();
     },
   };
 }

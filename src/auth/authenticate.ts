@@ -4,7 +4,7 @@ import { challenges } from "./challenge.js";
 import { extractCredential } from "./credentials.js";
 import { ANONYMOUS, type Identity } from "./identity.js";
 import type { FetchLike } from "./jwks.js";
-import { createJwtVerifier, type JwtIssuerOptions, looksLikeJwt } from "./jwt.js";
+import { createJwtVerifier, type JwtIssuerOptions, type JwtVerifierDeps, looksLikeJwt } from "./jwt.js";
 import { createStaticTokenVerifier } from "./static-token.js";
 
 export type Authenticate = (authorization: string | undefined) => Promise<Identity>;
@@ -13,6 +13,8 @@ export interface AuthenticatorDeps {
   /** Fetch used for OIDC discovery and JWKS (tests count calls through it). */
   readonly fetch?: FetchLike;
   readonly now?: () => number;
+  /** Key sets shared across config reloads, so a reload never drops keys that work. */
+  readonly keySources?: JwtVerifierDeps["keySources"];
 }
 
 /**

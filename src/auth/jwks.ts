@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors, type JWTVerifyGetKey } from "jose";
 import { Agent, fetch as undiciFetch } from "undici";
 
 export interface KeySourceOptions {
@@ -24,7 +24,7 @@ export interface KeySourceOptions {
 /** Injectable fetch, so tests can count requests; defaults to undici's. */
 export type FetchLike = (
   url: string,
-  init: { headers: Record<string, string>; signal: AbortSignal },
+  init: { headers: Record<string, string>; signal: AbortSignal; redirect?: "follow" | "manual" | "error" },
 ) => Promise<Response>;
 
 /**
@@ -40,13 +40,19 @@ export function createKeySource(options: KeySourceOptions, fetchImpl?: FetchLike
 
   const resolveJwks = async (): Promise<JWTVerifyGetKey> => {
     const uri = options.jwksUri ?? (await discoverJwksUri(options, doFetch));
-    return createRemoteJWKSet(new URL(uri), {
+    const remote = createRemoteJWKSet(new URL(uri), {
       cooldownDuration: options.cooldownMs,
       cacheMaxAge: options.cacheMaxAgeMs,
       timeoutDuration: options.timeoutMs,
       [customFetch]: (url: string, init: RequestInit) =>
-        doFetch(url, { headers: withBearer(init.headers, options), signal: init.signal as AbortSignal }),
+        doFetch(url, {
+          headers: withBearer(init.headers, options),
+          signal: init.signal as AbortSignal,
+          // jose asks not to follow redirects: a JWKS that moves is a configuration change.
+          redirect: init.redirect === "manual" ? "manual" : undefined,
+        }),
     });
+    return keepLastKeysWhileDown(remote, options.cooldownMs);
   };
 
   return async function getKey(header, token) {
@@ -93,8 +99,52 @@ async function discoverJwksUri(options: KeySourceOptions, doFetch: FetchLike): P
   return document.jwks_uri;
 }
 
+/**
+ * jose's remote set refetches keys older than `cacheMaxAge` before every verification and fails
+ * when that fetch fails, so an issuer outage longer than the cache age would turn into refused
+ * tokens, and a flood of unknown `kid`s would refetch from the down issuer on every request (its
+ * cooldown only counts successful fetches). Here, after a failed fetch, tokens are verified with
+ * the last keys the issuer served, and the issuer is not asked again until the cooldown has passed.
+ */
+function keepLastKeysWhileDown(remote: RemoteJwks, cooldownMs: number): JWTVerifyGetKey {
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let lastKnown: JWTVerifyGetKey | undefined;
+  const fromLastKnown = (error: unknown): JWTVerifyGetKey => {
+    if (!lastKnown) {
+      const jwks = remote.jwks();
+      if (!jwks) throw error;
+      lastKnown = createLocalJWKSet(jwks);
+    }
+    return lastKnown;
+  };
+  return async function getKey(header, token) {
+    if (Date.now() - failedAt < cooldownMs) {
+      return fromLastKnown(
+        new Error("fetching the issuer's keys failed recently; retrying after the cooldown"),
+      )(header, token);
+    }
+    try {
+      const key = await remote(header, token);
+      lastKnown = undefined;
+      return key;
+    } catch (error) {
+      // A key lookup that found no (or several) keys is an answer about the token, not the issuer.
+      if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys)
+        throw error;
+      if (error instanceof errors.JOSENotSupported) throw error;
+      failedAt = Date.now();
+      lastKnown = undefined;
+      return fromLastKnown(error)(header, token);
+    }
+  };
+}
+
+type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
+
 function withBearer(headers: RequestInit["headers"], options: KeySourceOptions): Record<string, string> {
-  const result: Record<string, string> = { ...(headers as Record<string, string> | undefined) };
+  // jose hands over a Headers instance (accept, user-agent); spreading one would drop them all.
+  const result: Record<string, string> = {};
+  for (const [name, value] of new Headers(headers)) result[name] = value;
   if (options.bearerTokenFile) {
     // Re-read every time: the kubelet rotates projected tokens in place.
     result.authorization = `Bearer ${readFileSync(options.bearerTokenFile, "utf8").trim()}`;

@@ -36,6 +36,12 @@ export interface JwtVerifierDeps {
   readonly now?: () => number;
   /** How many verified tokens to remember (until each one's `exp`). */
   readonly cacheSize?: number;
+  /**
+   * Key sources to reuse, by issuer settings. Pass the same map to the verifiers a config reload
+   * builds, so fetched keys (and their cooldowns) survive the reload: otherwise every reload
+   * starts cold, and one during an issuer outage would lose keys that were working.
+   */
+  readonly keySources?: Map<string, JWTVerifyGetKey>;
 }
 
 export type VerifyJwt = (token: string) => Promise<Identity>;
@@ -59,8 +65,24 @@ export function createJwtVerifier(
 ): VerifyJwt {
   const now = deps.now ?? Date.now;
   const byIssuer = new Map<string, { options: JwtIssuerOptions; keys: JWTVerifyGetKey }>();
-  for (const options of issuers)
-    byIssuer.set(options.issuer, { options, keys: createKeySource(options, deps.fetch) });
+  for (const options of issuers) {
+    const sourceKey = JSON.stringify([
+      options.issuer,
+      options.jwksUri,
+      options.discoveryUrl,
+      options.caFile,
+      options.bearerTokenFile,
+      options.cooldownMs,
+      options.cacheMaxAgeMs,
+      options.timeoutMs,
+    ]);
+    let keys = deps.keySources?.get(sourceKey);
+    if (!keys) {
+      keys = createKeySource(options, deps.fetch);
+      deps.keySources?.set(sourceKey, keys);
+    }
+    byIssuer.set(options.issuer, { options, keys });
+  }
   const maxTokenBytes = Math.max(0, ...issuers.map((issuer) => issuer.maxTokenBytes));
   const cache = new VerifiedTokenCache(deps.cacheSize ?? 10_000);
 
@@ -136,14 +158,15 @@ function toIdentity(payload: JWTPayload, options: JwtIssuerOptions): Identity {
 
 /**
  * Reads a claim by dotted path. A key that itself contains dots (`kubernetes.io`) is tried whole
- * before being split, so both `realm_access.roles` and `kubernetes.io.namespace` work.
+ * before being split, so both `realm_access.roles` and `kubernetes.io.namespace` work. Only own
+ * properties count: `constructor` or `__proto__` never resolve to what every object inherits.
  */
 export function claimAt(claims: Record<string, unknown>, path: string): unknown {
-  if (path in claims) return claims[path];
+  if (Object.hasOwn(claims, path)) return claims[path];
   const parts = path.split(".");
   for (let take = parts.length - 1; take >= 1; take--) {
     const head = parts.slice(0, take).join(".");
-    if (head in claims) {
+    if (Object.hasOwn(claims, head)) {
       const child = claims[head];
       if (child && typeof child === "object" && !Array.isArray(child)) {
         return claimAt(child as Record<string, unknown>, parts.slice(take).join("."));

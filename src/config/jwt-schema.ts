@@ -75,6 +75,42 @@ export type KubernetesIssuerConfig = z.infer<typeof kubernetesIssuer>;
 /** The claim, label and identity values a pattern may interpolate, e.g. `{namespace}-*`. */
 export const TEMPLATE_VARIABLE = /\{(team|subject|namespace|serviceAccount|claims\.[A-Za-z0-9_.:-]+)\}/g;
 
+/** Anything the template engine (src/policy/template.ts) reads as a placeholder. */
+const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9_.:-]*)\}/g;
+const KNOWN_VARIABLE = /^(team|subject|namespace|serviceAccount|claims\.[A-Za-z0-9_.:-]+)$/;
+
+/** Placeholders in `template` that name no identity value (`{taem}`): they could never be filled. */
+export function unknownTemplateVariables(template: string): string[] {
+  return [...template.matchAll(PLACEHOLDER)]
+    .map((match) => match[1] as string)
+    .filter((name) => !KNOWN_VARIABLE.test(name));
+}
+
+const KNOWN_VARIABLES_HINT = "use {team}, {subject}, {namespace}, {serviceAccount} or {claims.PATH}";
+
+/** A label value that may interpolate identity values; a misspelt placeholder is refused, not ignored. */
+export const templateString = z
+  .string()
+  .min(1)
+  .superRefine((template, ctx) => {
+    const unknown = unknownTemplateVariables(template);
+    if (unknown.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: `unknown placeholder ${unknown.map((name) => `{${name}}`).join(", ")}: ${KNOWN_VARIABLES_HINT}`,
+      });
+    }
+  });
+
+/** A glob over one of the token's own values: placeholders have nothing to be filled from there. */
+const selectorGlob = z
+  .string()
+  .min(1)
+  .refine(
+    (glob) => [...glob.matchAll(PLACEHOLDER)].length === 0,
+    "placeholders such as {namespace} work in jobs and groupingKey, not in member selectors",
+  );
+
 /**
  * A team member: a static identity's name, or a selector over JWT identities. Every field given
  * must match; globs use `*` and `?`.
@@ -84,14 +120,18 @@ export const memberSelector = z.union([
   z
     .strictObject({
       issuer: issuerName,
-      subject: z.string().min(1).optional(),
+      subject: selectorGlob.optional(),
       group: z.string().min(1).optional(),
-      namespace: z.string().min(1).optional(),
-      serviceAccount: z.string().min(1).optional(),
-      claims: z.record(z.string().min(1), z.string()).optional(),
+      namespace: selectorGlob.optional(),
+      serviceAccount: selectorGlob.optional(),
+      claims: z.record(z.string().min(1), selectorGlob).optional(),
     })
     .refine(
-      (selector) => Object.keys(selector).length > 1,
+      // `claims: {}` counts as nothing: it would admit every identity of the issuer.
+      (selector) =>
+        [selector.subject, selector.group, selector.namespace, selector.serviceAccount].some(
+          (field) => field !== undefined,
+        ) || Object.keys(selector.claims ?? {}).length > 0,
       "a selector needs at least one of subject, group, namespace, serviceAccount, claims besides issuer",
     ),
 ]);
@@ -107,7 +147,7 @@ const labelName = z
 /** Grouping-key rules: labels that must be present with a value, and labels pushguard sets. */
 export const groupingKeyRules = z
   .strictObject({
-    require: z.record(labelName, z.string().min(1)).default({}),
-    inject: z.record(labelName, z.string().min(1)).default({}),
+    require: z.record(labelName, templateString).default({}),
+    inject: z.record(labelName, templateString).default({}),
   })
   .prefault({});
