@@ -7,15 +7,23 @@ import { type BodyLimits, type GuardedBody, guardBody } from "./body/guard.js";
 import { ProblemError, problemResponse } from "./errors.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
+import type { UpstreamSlots } from "./overload/upstream-slots.js";
 import type { Authorize, Decision } from "./policy/decide.js";
 import { classify, type Operation } from "./pushgateway/classify.js";
 import { describeGroupingKey } from "./pushgateway/grouping-key.js";
+import type { LimitAuthFailures } from "./ratelimit/auth-failures.js";
+import type { ClientAddress } from "./ratelimit/client-address.js";
+import type { RateLimit } from "./ratelimit/limiter.js";
 import type { Upstream, UpstreamResponse } from "./upstream/forward.js";
 
 export interface PipelineStages {
+  readonly clientAddress: ClientAddress;
   readonly authenticate: Authenticate;
   readonly authorize: Authorize;
+  readonly limitAuthFailures: LimitAuthFailures;
+  readonly rateLimit: RateLimit;
   readonly bodyLimits: BodyLimits;
+  readonly upstreamSlots: UpstreamSlots;
   readonly upstream: Upstream;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -26,7 +34,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The API listener's one handler: each request runs the stages in order —
- * classify → authenticate → authorize → body guard → forward → record —
+ * classify → authenticate → authorize → rate limit → body guard → forward → record —
  * each taking the previous stage's typed result and never reaching back.
  *
  * `currentStages` is read once per request: a config reload swaps the stages for new requests
@@ -36,7 +44,9 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
   const app = new Hono<{ Bindings: HttpBindings }>();
 
   app.all("*", async function handleRequest(c) {
-    const { authenticate, authorize, bodyLimits, upstream, metrics, logger } = currentStages();
+    const stages = currentStages();
+    const { authenticate, authorize, rateLimit, bodyLimits, upstreamSlots, upstream, metrics, logger } =
+      stages;
     const started = performance.now();
     const incoming = c.env.incoming;
     const method = incoming.method ?? "GET";
@@ -47,6 +57,10 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     const suppliedId = incoming.headers["x-request-id"];
     const requestId =
       typeof suppliedId === "string" && REQUEST_ID.test(suppliedId) ? suppliedId : randomUUID();
+    const clientAddress = stages.clientAddress(
+      incoming.socket.remoteAddress,
+      incoming.headers["x-forwarded-for"],
+    );
 
     let operation: Operation | undefined;
     let identity: Identity = ANONYMOUS;
@@ -57,9 +71,21 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     metrics.inFlight.inc();
     try {
       operation = classify(method, rawPath, search);
-      identity = await authenticate(incoming.headers.authorization);
-      decision = authorize(identity, operation);
+      try {
+        identity = await authenticate(incoming.headers.authorization);
+        decision = authorize(identity, operation);
+      } catch (error) {
+        throw await stages.limitAuthFailures(error, clientAddress);
+      }
+      const rateLimitHeaders = await rateLimit({
+        identity,
+        team: decision.team,
+        action: operation.action,
+        job: "groupingKey" in operation ? operation.groupingKey.job : undefined,
+        clientAddress,
+      });
       if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits);
+      await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
       const upstreamStarted = performance.now();
       const response = await upstream.request({
         method,
@@ -72,6 +98,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         signal: operation.action === "read" ? abortOnClientGone(incoming) : undefined,
       });
       status = response.status;
+      for (const [name, value] of Object.entries(rateLimitHeaders)) response.headers.set(name, value);
       const result = await toClientResponse(response, operation, requestId);
       metrics.upstreamDuration.observe(
         { action: operation.action },
@@ -90,7 +117,12 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       metrics.inFlight.dec();
       const action = operation?.action ?? "unknown";
       const seconds = (performance.now() - started) / 1000;
-      metrics.requests.inc({ action, outcome: problem?.code ?? "forwarded", code: String(status) });
+      metrics.requests.inc({
+        action,
+        team: decision?.team ?? "",
+        outcome: problem?.code ?? "forwarded",
+        code: String(status),
+      });
       metrics.requestDuration.observe({ action }, seconds);
       if (problem) countProblem(metrics, problem, action);
       if (body) metrics.bytesReceived.inc({ action }, body.receivedBytes);
@@ -156,6 +188,20 @@ function toWebStream(body: AsyncIterable<Buffer>): ReadableStream<Uint8Array> {
       await iterator.return?.();
     },
   });
+}
+
+/**
+ * Takes one of the capped upstream slots, waiting in the bounded queue if need be. The slot is
+ * held until the response to the client is finished or the client is gone (`close` covers both),
+ * so a read streaming a large exposition holds its slot for as long as it holds a connection.
+ */
+async function holdUpstreamSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoing"]): Promise<void> {
+  const gone = new AbortController();
+  const abandon = () => gone.abort();
+  outgoing.once("close", abandon);
+  const release = await slots.acquire(gone.signal).finally(() => outgoing.off("close", abandon));
+  if (outgoing.closed) release();
+  else outgoing.once("close", release);
 }
 
 function abortOnClientGone(incoming: HttpBindings["incoming"]): AbortSignal {

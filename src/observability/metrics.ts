@@ -13,8 +13,8 @@ export class Metrics {
 
   readonly requests = new Counter({
     name: "pushguard_requests_total",
-    help: "Requests handled, by action (push, delete, wipe, read, probe, unknown), outcome and HTTP status code.",
-    labelNames: ["action", "outcome", "code"] as const,
+    help: "Requests handled, by action (push, delete, wipe, read, probe, unknown), team (\"\" when no team rule applied), outcome and HTTP status code.",
+    labelNames: ["action", "team", "outcome", "code"] as const,
     registers: [this.registry],
   });
 
@@ -131,6 +131,88 @@ export class Metrics {
   readonly configLastReloadTime = new Gauge({
     name: "pushguard_config_last_reload_success_timestamp_seconds",
     help: "Unix time of the last successful config load.",
+    registers: [this.registry],
+  });
+
+  readonly replicaUp = new Gauge({
+    name: "pushguard_upstream_replica_up",
+    help: "1 while a Pushgateway replica answers health checks, 0 otherwise.",
+    labelNames: ["replica"] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaInSync = new Gauge({
+    name: "pushguard_upstream_replica_in_sync",
+    help: "1 while a Pushgateway replica holds every acknowledged write and may serve reads, 0 otherwise.",
+    labelNames: ["replica"] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaDemotions = new Counter({
+    name: "pushguard_upstream_replica_demotions_total",
+    help: "Replicas marked out of sync, by replica and reason (write-failed, write-rejected, down, restarted).",
+    labelNames: ["replica", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaRepairs = new Counter({
+    name: "pushguard_upstream_replica_repairs_total",
+    help: "Repairs of out-of-sync replicas, by replica and result (success, failure).",
+    labelNames: ["replica", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaGroupsCopied = new Counter({
+    name: "pushguard_upstream_replica_groups_copied_total",
+    help: "Groups written or deleted on a replica by repair.",
+    labelNames: ["replica"] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaRepairDuration = new Histogram({
+    name: "pushguard_upstream_replica_repair_duration_seconds",
+    help: "Time from the start of a successful repair until the replica was back in sync.",
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+
+  readonly janitorRuns = new Counter({
+    name: "pushguard_janitor_runs_total",
+    help: "Janitor runs, by result (success, error, standby: another replica holds the lease).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly janitorExpired = new Counter({
+    name: "pushguard_janitor_groups_expired_total",
+    help: "Groups the janitor expired, by owning team and mode (delete, dry-run).",
+    labelNames: ["team", "mode"] as const,
+    registers: [this.registry],
+  });
+
+  readonly janitorErrors = new Counter({
+    name: "pushguard_janitor_errors_total",
+    help: "Janitor failures, by stage (lease, read, delete).",
+    labelNames: ["stage"] as const,
+    registers: [this.registry],
+  });
+
+  readonly janitorOldestGroupAge = new Gauge({
+    name: "pushguard_janitor_oldest_group_age_seconds",
+    help: "Age of the least recently pushed group at the last run, by owning team (empty: owned by no team).",
+    labelNames: ["team"] as const,
+    registers: [this.registry],
+  });
+
+  readonly janitorLeader = new Gauge({
+    name: "pushguard_janitor_leader",
+    help: "1 while this replica's janitor holds the lease (always 1 without a lease store).",
+    registers: [this.registry],
+  });
+
+  readonly janitorLastRun = new Gauge({
+    name: "pushguard_janitor_last_success_timestamp_seconds",
+    help: "Unix time of the janitor's last successful run on this replica.",
     registers: [this.registry],
   });
 

@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { basic, bearer, send } from "../support/http.js";
 import { freePort } from "../support/processes.js";
 import { encodeDelimitedGaugeFamilies, PROTOBUF_CONTENT_TYPE } from "../support/protobuf.js";
@@ -115,7 +115,8 @@ describe("allowed writes reach the real Pushgateway", () => {
       headers: bearer(TEAM_A_TOKEN),
     });
     expect(response.status).toBe(202);
-    expect(await pushgateway.groups()).toEqual([{ job: "team-a-keep" }]);
+    // Pushgateway answers 202 before it applies a delete: wait for it to land.
+    await vi.waitFor(async () => expect(await pushgateway.groups()).toEqual([{ job: "team-a-keep" }]));
   });
 
   it("wipe is allowed for the admin team only", async () => {
@@ -131,7 +132,7 @@ describe("allowed writes reach the real Pushgateway", () => {
     expect(await pushgateway.groups()).toHaveLength(1);
     const wiped = await send(pushguard.apiUrl, "PUT", "/api/v1/admin/wipe", { headers: bearer(ADMIN_TOKEN) });
     expect(wiped.status).toBe(202);
-    expect(await pushgateway.groups()).toEqual([]);
+    await vi.waitFor(async () => expect(await pushgateway.groups()).toEqual([]));
   });
 
   it("a job label among the other labels cannot redirect a push to another team's job", async () => {
@@ -482,9 +483,9 @@ describe("audit, logs and metrics", () => {
       body: BODY,
     });
     const text = await (await fetch(`${pushguard.metricsUrl}/metrics`)).text();
-    expect(text).toMatch(/pushguard_requests_total\{action="push",outcome="forwarded",code="200"\} [1-9]/);
+    expect(text).toMatch(/pushguard_requests_total\{action="push",team="team-a",outcome="forwarded",code="200"\} [1-9]/);
     expect(text).toMatch(
-      /pushguard_requests_total\{action="push",outcome="ERR_AUTH_INVALID",code="401"\} [1-9]/,
+      /pushguard_requests_total\{action="push",team="",outcome="ERR_AUTH_INVALID",code="401"\} [1-9]/,
     );
     expect(text).toMatch(/pushguard_auth_failures_total\{reason="unknown-token"\} [1-9]/);
     expect(text).toMatch(/pushguard_upstream_duration_seconds_count\{action="push"\} [1-9]/);
