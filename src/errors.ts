@@ -19,6 +19,8 @@ export const problemCodes = {
   ERR_RATE_LIMITED: 429,
   ERR_UPSTREAM_UNAVAILABLE: 502,
   ERR_UPSTREAM_TIMEOUT: 504,
+  ERR_OVERLOADED: 503,
+  ERR_RATE_LIMIT_STORE: 503,
   ERR_SHUTTING_DOWN: 503,
   ERR_INTERNAL: 500,
 } as const;
@@ -41,6 +43,8 @@ const titles: Record<ProblemCode, string> = {
   ERR_RATE_LIMITED: "Too many requests",
   ERR_UPSTREAM_UNAVAILABLE: "Pushgateway unavailable",
   ERR_UPSTREAM_TIMEOUT: "Pushgateway timed out",
+  ERR_OVERLOADED: "Gateway overloaded",
+  ERR_RATE_LIMIT_STORE: "Rate-limit store unavailable",
   ERR_SHUTTING_DOWN: "Shutting down",
   ERR_INTERNAL: "Internal error",
 };

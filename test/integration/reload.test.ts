@@ -159,16 +159,16 @@ describe("live reload", () => {
         statuses.push((await push(`load-${worker}-${i++ % 5}`, TOKEN_A_ROTATED)).status);
       }
     });
-    for (let swap = 0; swap < 10; swap++) {
+    for (let swap = 0; swap < 6; swap++) {
       // Equivalent configs that differ in content, so every swap is a real reload.
-      const jobs = swap % 2 === 0 ? "load-*" : "load-?*";
+      const jobs = swap % 2 === 0 ? "load-?*" : "load-*";
+      const before = await reloadCount("success");
       configVolume.write({ "pushguard.yaml": configYaml(ports, pushgateway.url, jobs, secretVolume.dir) });
-      await sleep(120);
+      await waitFor(async () => (await reloadCount("success")) > before, `reload ${swap + 1}`);
     }
     running = false;
     await Promise.all(workers);
     expect(statuses.length).toBeGreaterThan(50);
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
-    expect(await reloadCount("success")).toBeGreaterThanOrEqual(5);
   });
 });

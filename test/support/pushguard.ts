@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { parseConfig } from "../../src/config/load.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { type RunningServer, startServer } from "../../src/server.js";
+import { type RunningServer, type ServerOptions, startServer } from "../../src/server.js";
 
 export interface TestPushguard extends RunningServer {
   /** Every log line written so far, parsed. */
@@ -40,10 +40,14 @@ export const TOKEN_ENV = {
   TEST_ADMIN_TOKEN: ADMIN_TOKEN,
 };
 
-/** Starts pushguard in-process on ephemeral loopback ports, capturing its JSON logs. */
+/**
+ * Starts pushguard in-process on ephemeral loopback ports, capturing its JSON logs. `options`
+ * injects the outside world (e.g. a `clock` the test moves).
+ */
 export async function startPushguard(
   configYaml: string,
   env: NodeJS.ProcessEnv = TOKEN_ENV,
+  options: Omit<ServerOptions, "logger"> = {},
 ): Promise<TestPushguard> {
   const config = parseConfig(configYaml, "test-config.yaml", env);
   let text = "";
@@ -53,7 +57,7 @@ export async function startPushguard(
       callback();
     },
   });
-  const server = await startServer(config, { logger: createLogger("debug", sink) });
+  const server = await startServer(config, { ...options, logger: createLogger("debug", sink) });
   return {
     ...server,
     close: () => server.close(),

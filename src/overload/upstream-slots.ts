@@ -1,0 +1,115 @@
+import { ProblemError } from "../errors.js";
+import type { Metrics } from "../observability/metrics.js";
+
+export interface UpstreamSlotsOptions {
+  /** Requests forwarded to the Pushgateway at once. */
+  readonly maxConcurrent: number;
+  /** Requests waiting for a slot; one more is refused at once. */
+  readonly maxQueued: number;
+  /** Milliseconds a request may wait for a slot before it is refused. */
+  readonly maxQueueWaitMs: number;
+}
+
+/** Gives the slot back; calling it again does nothing. */
+export type Release = () => void;
+
+interface Waiter {
+  readonly grant: (release: Release) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly detach: () => void;
+}
+
+/**
+ * A cap on concurrent upstream requests with a short, bounded FIFO queue. The Pushgateway takes
+ * writes through a fixed queue of 1000 and spends O(stored metrics) on each, so past a point more
+ * concurrency only adds latency, then lost writes. Beyond the cap a request waits at most
+ * `maxQueueWaitMs`, behind at most `maxQueued` others; otherwise it gets
+ * `503 ERR_OVERLOADED` with `Retry-After` at once, so memory held by waiting requests (their
+ * bodies) stays bounded by (maxConcurrent + maxQueued) × body.maxBytes.
+ */
+export class UpstreamSlots {
+  readonly #options: UpstreamSlotsOptions;
+  readonly #metrics: Metrics;
+  readonly #queue: Waiter[] = [];
+  #active = 0;
+
+  constructor(options: UpstreamSlotsOptions, metrics: Metrics) {
+    this.#options = options;
+    this.#metrics = metrics;
+  }
+
+  /** Waits for a slot. `signal` (the client went away) gives up the place in the queue. */
+  acquire(signal?: AbortSignal): Promise<Release> {
+    if (this.#active < this.#options.maxConcurrent) {
+      this.#active++;
+      this.#report();
+      return Promise.resolve(this.#release());
+    }
+    if (this.#queue.length >= this.#options.maxQueued) {
+      return Promise.reject(this.#overloaded("queue-full"));
+    }
+    return new Promise<Release>((resolve, reject) => {
+      const onAbort = () => leave(this.#overloaded("client-gone"));
+      const waiter: Waiter = {
+        grant: resolve,
+        timer: setTimeout(() => leave(this.#overloaded("queue-timeout")), this.#options.maxQueueWaitMs),
+        detach: () => signal?.removeEventListener("abort", onAbort),
+      };
+      const leave = (problem: ProblemError) => {
+        const index = this.#queue.indexOf(waiter);
+        if (index === -1) return;
+        this.#queue.splice(index, 1);
+        this.#settle(waiter);
+        this.#report();
+        reject(problem);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#queue.push(waiter);
+      this.#report();
+    });
+  }
+
+  /** Slots in use and requests waiting (for tests and the metrics). */
+  get state(): { active: number; queued: number } {
+    return { active: this.#active, queued: this.#queue.length };
+  }
+
+  #release(): Release {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#queue.shift();
+      if (next) {
+        // The slot passes straight to the next waiter: `active` stays as it is.
+        this.#settle(next);
+        next.grant(this.#release());
+      } else {
+        this.#active--;
+      }
+      this.#report();
+    };
+  }
+
+  #settle(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    waiter.detach();
+  }
+
+  #overloaded(reason: "queue-full" | "queue-timeout" | "client-gone"): ProblemError {
+    this.#metrics.overloadRejections.inc({ reason });
+    const retryAfter = Math.max(1, Math.ceil(this.#options.maxQueueWaitMs / 1000));
+    return new ProblemError(
+      "ERR_OVERLOADED",
+      reason === "queue-full"
+        ? "the Pushgateway is saturated and the queue in front of it is full"
+        : "the Pushgateway is saturated: no upstream slot freed up in time",
+      { headers: { "retry-after": String(retryAfter) }, reason },
+    );
+  }
+
+  #report(): void {
+    this.#metrics.upstreamInFlight.set(this.#active);
+    this.#metrics.upstreamQueueDepth.set(this.#queue.length);
+  }
+}

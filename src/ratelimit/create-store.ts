@@ -1,0 +1,94 @@
+import { readFileSync } from "node:fs";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { FailoverStore } from "./failover-store.js";
+import { MemoryStore } from "./memory-store.js";
+import { RedisStore } from "./redis-store.js";
+import type { LimitStore } from "./store.js";
+
+export interface LimitStoreConfig {
+  readonly store: "memory" | "redis";
+  readonly onStoreError: "failOpen" | "failClosed";
+  readonly memory: { readonly maxKeys: number };
+  readonly redis?: {
+    readonly url: string;
+    readonly passwordFile?: string;
+    readonly passwordEnv?: string;
+    readonly keyPrefix: string;
+    readonly timeoutMs: number;
+  };
+}
+
+export interface LimitStoreDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** How long startup waits for Redis before serving anyway (with the configured failure mode). */
+const STARTUP_CONNECT_MS = 2_000;
+
+/**
+ * The store behind every limit: memory for one replica, Redis (with a local fallback when failing
+ * open) for several. Built once per process; config reloads keep it, so buckets survive them.
+ */
+export async function createLimitStore(config: LimitStoreConfig, deps: LimitStoreDeps): Promise<LimitStore> {
+  const memory = new MemoryStore({ maxKeys: config.memory.maxKeys });
+  if (config.store === "memory" || config.redis === undefined) return memory;
+  const { logger, metrics } = deps;
+  const redis = new RedisStore(
+    {
+      url: config.redis.url,
+      password: redisPassword(config.redis, deps.env ?? process.env),
+      keyPrefix: config.redis.keyPrefix,
+      timeoutMs: config.redis.timeoutMs,
+    },
+    // One error per reconnect attempt: the failover logs the outage once, these only at debug.
+    (error) => logger.debug({ err: error, store: "redis" }, "rate-limit store connection error"),
+  );
+  const store = new FailoverStore({
+    remote: redis,
+    fallback: config.onStoreError === "failOpen" ? memory : undefined,
+    logger,
+    metrics,
+  });
+  if (!(await redis.connect(STARTUP_CONNECT_MS))) {
+    logger.warn(
+      { store: "redis", mode: config.onStoreError },
+      "rate-limit store not reachable at startup; serving anyway and reconnecting in the background",
+    );
+  }
+  return store;
+}
+
+/** The settings a running store cannot change: a reload that changes them needs a restart. */
+export function storeSettings(config: LimitStoreConfig): LimitStoreConfig {
+  return {
+    store: config.store,
+    onStoreError: config.onStoreError,
+    memory: config.memory,
+    redis: config.redis,
+  };
+}
+
+function redisPassword(
+  redis: NonNullable<LimitStoreConfig["redis"]>,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (redis.passwordFile !== undefined) {
+    try {
+      return readFileSync(redis.passwordFile, "utf8").replace(/[\r\n]+$/, "");
+    } catch (error) {
+      throw new Error(
+        `rateLimit.redis.passwordFile: cannot read ${redis.passwordFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+      );
+    }
+  }
+  if (redis.passwordEnv !== undefined) {
+    const value = env[redis.passwordEnv];
+    if (!value)
+      throw new Error(`rateLimit.redis.passwordEnv: environment variable ${redis.passwordEnv} is not set`);
+    return value;
+  }
+  return undefined;
+}
