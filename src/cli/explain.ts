@@ -61,7 +61,7 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
       lines.push(`rewrite:   grouping key becomes ${describeGroupingKey(decision.groupingKey)}`);
     }
     lines.push(
-      `upstream:  ${operation.method} ${config.upstream.url.replace(/\/+$/, "")}${decision.upstreamPath}`,
+      `upstream:  ${operation.method} ${(config.upstream.url ?? "<every replica>").replace(/\/+$/, "")}${decision.upstreamPath}`,
     );
     return { allowed: true, text: `${lines.join("\n")}\n` };
   } catch (error) {

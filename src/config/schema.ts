@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { groupingKeyRules, kubernetesIssuer, memberSelector, oidcIssuer } from "./jwt-schema.js";
+import { parseTtl } from "../janitor/duration.js";
+import { parseCidr } from "../ratelimit/client-address.js";
+import {
+  groupingKeyRules,
+  kubernetesIssuer,
+  memberSelector,
+  oidcIssuer,
+  templateString,
+} from "./jwt-schema.js";
 
 /**
  * The one source of truth for pushguard's configuration file. Every key is documented in the
@@ -59,7 +67,8 @@ export type Action = (typeof actions)[number];
 
 const identityName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of letters, digits, _ . : @ -");
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/, "must be 1-128 characters of letters, digits, _ . : @ -")
+  .refine((name) => name !== "anonymous", "anonymous is reserved for callers without a credential");
 
 const sha256Hex = z
   .string()
@@ -92,8 +101,10 @@ export const staticTokenIdentity = z
     }
   });
 
+const TTL_FORMAT = "must be a duration such as 90m, 36h, 7d or 1h30m (units ms, s, m, h, d), or never";
+
 /** A job-name glob: `*` matches any run of characters, `?` one character. */
-const jobPattern = z.string().min(1, "must not be empty");
+const jobPattern = templateString;
 
 const team = z.strictObject({
   name: z
@@ -103,7 +114,175 @@ const team = z.strictObject({
   jobs: z.array(jobPattern).default([]),
   actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
   groupingKey: groupingKeyRules,
+  ttl: z
+    .string()
+    .refine((value) => parseTtl(value) !== undefined, TTL_FORMAT)
+    .optional(),
 });
+
+/** A token bucket: `burst` requests at once, refilled at `rate` requests per second. */
+const bucket = {
+  rate: z.number().positive().max(1_000_000),
+  burst: z.number().int().positive().max(1_000_000),
+};
+
+const rateLimitRule = z
+  .strictObject({
+    scope: z.enum(["identity", "team", "job"]),
+    kind: z.enum(["write", "read"]).default("write"),
+    team: z.string().min(1).optional(),
+    jobs: z.array(jobPattern).min(1, "give at least one job pattern").optional(),
+    ...bucket,
+  })
+  .superRefine((rule, ctx) => {
+    const problem =
+      rule.scope === "job" && rule.jobs === undefined
+        ? { path: ["jobs"], message: "a job-scoped rule needs job patterns (jobs: [...])" }
+        : rule.scope !== "job" && rule.jobs !== undefined
+          ? { path: ["jobs"], message: "only job-scoped rules take job patterns (scope: job)" }
+          : rule.scope === "job" && rule.kind === "read"
+            ? { path: ["kind"], message: "reads have no job: job-scoped rules limit writes only" }
+            : undefined;
+    if (problem) ctx.addIssue({ code: "custom", ...problem });
+  });
+
+const redisUrl = z.string().refine((value) => {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : "";
+  return protocol === "redis:" || protocol === "rediss:";
+}, "must be a redis:// or rediss:// URL, e.g. redis://redis:6379/0");
+
+const rateLimit = z
+  .strictObject({
+    rules: z.array(rateLimitRule).default([]),
+    authFailures: z
+      .strictObject({
+        rate: bucket.rate.default(1),
+        burst: bucket.burst.default(30),
+      })
+      .prefault({}),
+    store: z.enum(["memory", "redis"]).default("memory"),
+    onStoreError: z.enum(["failOpen", "failClosed"]).default("failOpen"),
+    memory: z
+      .strictObject({
+        maxKeys: z.number().int().positive().max(10_000_000).default(100_000),
+      })
+      .prefault({}),
+    redis: z
+      .strictObject({
+        url: redisUrl,
+        passwordFile: z.string().min(1).optional(),
+        passwordEnv: z.string().min(1).optional(),
+        keyPrefix: z.string().max(128).default("pushguard:rl:"),
+        timeoutMs: z.number().int().positive().max(10_000).default(200),
+      })
+      .refine((redis) => redis.passwordFile === undefined || redis.passwordEnv === undefined, {
+        message: "give at most one of passwordFile, passwordEnv",
+      })
+      .optional(),
+  })
+  .superRefine((section, ctx) => {
+    if (section.store === "redis" && section.redis === undefined) {
+      ctx.addIssue({ code: "custom", path: ["redis"], message: "store: redis needs rateLimit.redis.url" });
+    }
+  })
+  .prefault({});
+
+/**
+ * Where the Pushgateway is: one `url`, a list of replicas (`urls`), or a DNS name whose every
+ * address is a replica (`dns`, e.g. a headless Service). Exactly one of the three.
+ */
+const upstream = z
+  .strictObject({
+    url: upstreamUrl.optional(),
+    urls: z.array(upstreamUrl).min(1, "give at least one replica URL").optional(),
+    dns: z
+      .strictObject({
+        name: z
+          .string()
+          .regex(
+            /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/,
+            "must be a DNS name",
+          ),
+        port: z.number().int().min(1).max(65535).default(9091),
+        scheme: z.enum(["http", "https"]).default("http"),
+        refreshMs: z.number().int().positive().max(3_600_000).default(10_000),
+      })
+      .optional(),
+    timeoutMs: z.number().int().positive().max(600_000).default(10_000),
+    connectTimeoutMs: z.number().int().positive().max(60_000).default(2_000),
+    connections: z.number().int().positive().max(1024).default(64),
+    replication: z
+      .strictObject({
+        writePolicy: z.enum(["allInSync", "majority", "all"]).default("allInSync"),
+        healthCheckIntervalMs: z.number().int().min(50).max(600_000).default(1_000),
+        bootstrapWaitMs: z.number().int().nonnegative().max(600_000).default(10_000),
+      })
+      .prefault({}),
+  })
+  .superRefine((section, ctx) => {
+    const given = (["url", "urls", "dns"] as const).filter((key) => section[key] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: given.length === 0 ? ["url"] : [],
+        message:
+          given.length === 0
+            ? "required: give the Pushgateway's url, the replicas' urls, or a dns name resolving to every replica"
+            : `give exactly one of url, urls, dns (got ${given.join(", ")})`,
+      });
+    }
+    const seen = new Set<string>();
+    section.urls?.forEach((url, index) => {
+      const origin = URL.canParse(url) ? new URL(url).origin : url;
+      if (seen.has(origin)) {
+        ctx.addIssue({ code: "custom", path: ["urls", index], message: `duplicate replica ${origin}` });
+      }
+      seen.add(origin);
+    });
+  });
+
+const janitor = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    intervalMs: z.number().int().min(1_000).max(86_400_000).default(60_000),
+    dryRun: z.boolean().default(false),
+    defaultTtl: z
+      .string()
+      .refine((value) => parseTtl(value) !== undefined, TTL_FORMAT)
+      .optional(),
+    lease: z
+      .strictObject({
+        store: z.enum(["none", "redis"]).default("none"),
+        ttlMs: z.number().int().min(1_000).max(86_400_000).optional(),
+        redis: z
+          .strictObject({
+            url: redisUrl,
+            passwordFile: z.string().min(1).optional(),
+            passwordEnv: z.string().min(1).optional(),
+            keyPrefix: z.string().max(128).default("pushguard:janitor:"),
+            timeoutMs: z.number().int().positive().max(10_000).default(500),
+          })
+          .refine((redis) => redis.passwordFile === undefined || redis.passwordEnv === undefined, {
+            message: "give at most one of passwordFile, passwordEnv",
+          })
+          .optional(),
+      })
+      .superRefine((lease, ctx) => {
+        if (lease.store === "redis" && lease.redis === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["redis"],
+            message: "store: redis needs janitor.lease.redis.url",
+          });
+        }
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const cidr = z
+  .string()
+  .refine((value) => parseCidr(value) !== undefined, "must be an IP address or CIDR block, e.g. 10.0.0.0/8");
 
 /**
  * The shape the cross-reference checks below read. They run whenever it holds, even if an
@@ -126,6 +305,31 @@ const crossReferenced = z.object({
   anonymous: z.object({ actions: z.array(z.string()) }),
 });
 
+/** A TTL that could never act is refused rather than silently ignored. */
+function checkExpiry(
+  config: { teams: ReadonlyArray<{ actions: readonly string[]; ttl?: unknown }>; janitor?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  const janitor = config.janitor as { enabled?: unknown; defaultTtl?: unknown } | undefined;
+  const enabled = janitor?.enabled === true;
+  config.teams.forEach((team, index) => {
+    if (team.ttl === undefined) return;
+    const problem = !team.actions.includes("push")
+      ? "a TTL applies to groups the team pushes, and this team may not push"
+      : !enabled
+        ? "has no effect unless janitor.enabled is true"
+        : undefined;
+    if (problem) ctx.addIssue({ code: "custom", path: ["teams", index, "ttl"], message: problem });
+  });
+  if (enabled && janitor?.defaultTtl === undefined && config.teams.every((team) => team.ttl === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["janitor", "enabled"],
+      message: "nothing could ever expire: set janitor.defaultTtl or a ttl on a team",
+    });
+  }
+}
+
 const crossReferencesReadable = {
   when: (payload: { value: unknown }) => crossReferenced.safeParse(payload.value).success,
 };
@@ -147,12 +351,7 @@ export const configSchema = z
         }
       })
       .prefault({}),
-    upstream: z.strictObject({
-      url: upstreamUrl,
-      timeoutMs: z.number().int().positive().max(600_000).default(10_000),
-      connectTimeoutMs: z.number().int().positive().max(60_000).default(2_000),
-      connections: z.number().int().positive().max(1024).default(64),
-    }),
+    upstream,
     identities: z
       .strictObject({
         static: z.array(staticTokenIdentity).default([]),
@@ -190,6 +389,15 @@ export const configSchema = z
         requestTimeoutMs: z.number().int().positive().max(600_000).default(30_000),
         headersTimeoutMs: z.number().int().positive().max(120_000).default(10_000),
         keepAliveTimeoutMs: z.number().int().positive().max(600_000).default(65_000),
+        trustedProxies: z.array(cidr).default([]),
+      })
+      .prefault({}),
+    rateLimit,
+    overload: z
+      .strictObject({
+        maxConcurrent: z.number().int().positive().max(1000).default(64),
+        maxQueued: z.number().int().nonnegative().max(10_000).default(64),
+        maxQueueWaitMs: z.number().int().positive().max(60_000).default(1_000),
       })
       .prefault({}),
     log: z
@@ -197,6 +405,7 @@ export const configSchema = z
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
       })
       .prefault({}),
+    janitor,
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();
@@ -211,6 +420,7 @@ export const configSchema = z
       names.add(identity.name);
     });
     const issuers = new Set<string>();
+    const issuerUrls = new Set<string>();
     for (const kind of ["oidc", "kubernetes"] as const) {
       config.identities[kind].forEach((issuer, index) => {
         if (issuers.has(issuer.name)) {
@@ -220,7 +430,16 @@ export const configSchema = z
             message: `duplicate issuer name "${issuer.name}"`,
           });
         }
+        // Tokens are routed to a verifier by their iss: two entries for one iss cannot both apply.
+        if (issuerUrls.has(issuer.issuer)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["identities", kind, index, "issuer"],
+            message: `issuer "${issuer.issuer}" is configured twice`,
+          });
+        }
         issuers.add(issuer.name);
+        issuerUrls.add(issuer.issuer);
       });
     }
     const teamNames = new Set<string>();
@@ -261,6 +480,30 @@ export const configSchema = z
         message: "the config grants nothing: define at least one team (pushguard has no open mode)",
       });
     }
+    // These sections may themselves be invalid here (their own issues are already reported).
+    const rules: unknown = config.rateLimit?.rules;
+    (Array.isArray(rules) ? rules : []).forEach((rule: { team?: unknown }, index) => {
+      if (typeof rule?.team === "string" && !teamNames.has(rule.team)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rateLimit", "rules", index, "team"],
+          message: `unknown team "${rule.team}" (not in teams)`,
+        });
+      }
+    });
+    const maxConcurrent: unknown = config.overload?.maxConcurrent;
+    const connections: unknown = config.upstream?.connections;
+    // Only against a valid pool size: an invalid one is already reported under its own key.
+    const validConnections =
+      typeof connections === "number" && Number.isInteger(connections) && connections >= 1;
+    if (typeof maxConcurrent === "number" && validConnections && maxConcurrent > connections) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["overload", "maxConcurrent"],
+        message: `must not exceed upstream.connections (${connections}): the excess would queue unbounded in the connection pool`,
+      });
+    }
+    checkExpiry(config, ctx);
   }, crossReferencesReadable);
 
 /** The configuration file as written, before secrets are resolved. */
