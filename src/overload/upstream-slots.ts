@@ -39,12 +39,17 @@ export class UpstreamSlots {
   }
 
   /** Waits for a slot. `signal` (the client went away) gives up the place in the queue. */
+  /** A slot right away if one is free; `undefined` otherwise (then `acquire` queues). */
+  tryAcquire(): Release | undefined {
+    if (this.#active >= this.#options.maxConcurrent) return undefined;
+    this.#active++;
+    this.#report();
+    return this.#release();
+  }
+
   acquire(signal?: AbortSignal): Promise<Release> {
-    if (this.#active < this.#options.maxConcurrent) {
-      this.#active++;
-      this.#report();
-      return Promise.resolve(this.#release());
-    }
+    const free = this.tryAcquire();
+    if (free) return Promise.resolve(free);
     if (this.#queue.length >= this.#options.maxQueued) {
       return Promise.reject(this.#overloaded("queue-full"));
     }
