@@ -14,7 +14,8 @@ import { describeGroupingKey } from "./pushgateway/grouping-key.js";
 import type { LimitAuthFailures } from "./ratelimit/auth-failures.js";
 import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
-import type { Upstream, UpstreamResponse } from "./upstream/forward.js";
+import type { UpstreamResponse } from "./upstream/forward.js";
+import type { Gateway } from "./upstream/gateway.js";
 
 export interface PipelineStages {
   readonly clientAddress: ClientAddress;
@@ -24,7 +25,7 @@ export interface PipelineStages {
   readonly rateLimit: RateLimit;
   readonly bodyLimits: BodyLimits;
   readonly upstreamSlots: UpstreamSlots;
-  readonly upstream: Upstream;
+  readonly upstream: Gateway;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
@@ -110,8 +111,9 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       status = problem.status;
       const response = problemResponse(problem, requestId);
       response.headers.set("x-request-id", requestId);
-      // An unread body would otherwise be drained from the socket after we answer.
-      if (body === undefined && hasBody(incoming.headers)) response.headers.set("connection", "close");
+      // Node drains an unread body after we answer so the connection can be reused; that is cheap
+      // for a small body, but a large or unbounded one is cut off instead.
+      if (body === undefined && !drainable(incoming.headers)) response.headers.set("connection", "close");
       return response;
     } finally {
       metrics.inFlight.dec();
@@ -126,27 +128,31 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       metrics.requestDuration.observe({ action }, seconds);
       if (problem) countProblem(metrics, problem, action);
       if (body) metrics.bytesReceived.inc({ action }, body.receivedBytes);
-      const record = {
-        requestId,
-        identity: identity.name,
-        via: identity.via,
-        team: decision?.team,
-        action,
-        method,
-        groupingKey:
-          decision?.groupingKey !== undefined
-            ? describeGroupingKey(decision.groupingKey)
-            : operation && "groupingKey" in operation
-              ? describeGroupingKey(operation.groupingKey)
-              : undefined,
-        decision: problem && !decision ? "deny" : "allow",
-        status,
-        code: problem?.code,
-        bytes: body?.receivedBytes ?? 0,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-      };
-      if (WRITE_METHODS.has(method)) logger.info({ audit: record }, "audit");
-      else logger.debug({ access: record }, "access");
+      const audit = WRITE_METHODS.has(method);
+      // Building the record costs more than the rest of this block; skip it when it is not logged.
+      if (logger.isLevelEnabled(audit ? "info" : "debug")) {
+        const record = {
+          requestId,
+          identity: identity.name,
+          via: identity.via,
+          team: decision?.team,
+          action,
+          method,
+          groupingKey:
+            decision?.groupingKey !== undefined
+              ? describeGroupingKey(decision.groupingKey)
+              : operation && "groupingKey" in operation
+                ? describeGroupingKey(operation.groupingKey)
+                : undefined,
+          decision: problem && !decision ? "deny" : "allow",
+          status,
+          code: problem?.code,
+          bytes: body?.receivedBytes ?? 0,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+        };
+        if (audit) logger.info({ audit: record }, "audit");
+        else logger.debug({ access: record }, "access");
+      }
     }
   });
 
@@ -196,12 +202,17 @@ function toWebStream(body: AsyncIterable<Buffer>): ReadableStream<Uint8Array> {
  * so a read streaming a large exposition holds its slot for as long as it holds a connection.
  */
 async function holdUpstreamSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoing"]): Promise<void> {
+  const release = slots.tryAcquire() ?? (await waitForSlot(slots, outgoing));
+  if (outgoing.closed) release();
+  else outgoing.once("close", release);
+}
+
+/** Queues for a slot; a client that goes away while queued gives up its place. */
+async function waitForSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoing"]) {
   const gone = new AbortController();
   const abandon = () => gone.abort();
   outgoing.once("close", abandon);
-  const release = await slots.acquire(gone.signal).finally(() => outgoing.off("close", abandon));
-  if (outgoing.closed) release();
-  else outgoing.once("close", release);
+  return slots.acquire(gone.signal).finally(() => outgoing.off("close", abandon));
 }
 
 function abortOnClientGone(incoming: HttpBindings["incoming"]): AbortSignal {
@@ -210,8 +221,12 @@ function abortOnClientGone(incoming: HttpBindings["incoming"]): AbortSignal {
   return controller.signal;
 }
 
-function hasBody(headers: HttpBindings["incoming"]["headers"]): boolean {
-  return headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
+/** Bodies up to this size are drained (keeping the connection) when a request is refused unread. */
+const DRAIN_LIMIT = 64 * 1024;
+
+function drainable(headers: HttpBindings["incoming"]["headers"]): boolean {
+  if (headers["transfer-encoding"] !== undefined) return false;
+  return Number(headers["content-length"] ?? 0) <= DRAIN_LIMIT;
 }
 
 function countProblem(metrics: Metrics, problem: ProblemError, action: string): void {

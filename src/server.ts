@@ -4,6 +4,8 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { type AuthenticatorDeps, createAuthenticator } from "./auth/authenticate.js";
 import type { Config } from "./config/load.js";
+import { createJanitor, janitorAttribution } from "./janitor/create-janitor.js";
+import type { Janitor } from "./janitor/janitor.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { UpstreamSlots } from "./overload/upstream-slots.js";
@@ -14,12 +16,16 @@ import { type ClientAddress, createClientAddress } from "./ratelimit/client-addr
 import { createLimitStore, storeSettings } from "./ratelimit/create-store.js";
 import { createRateLimiter } from "./ratelimit/limiter.js";
 import type { Clock, LimitStore } from "./ratelimit/store.js";
-import { Upstream } from "./upstream/forward.js";
+import { createGateway, describeUpstream } from "./upstream/create-gateway.js";
+import type { Gateway } from "./upstream/gateway.js";
+import type { ResolveHost } from "./upstream/replica-discovery.js";
 
 export interface RunningServer {
   readonly apiUrl: string;
   readonly metricsUrl: string;
   readonly metrics: Metrics;
+  /** The stale-group janitor when `janitor.enabled` (tests call `runOnce()`). */
+  readonly janitor: Janitor | undefined;
   /**
    * Swaps identities, rules and limits for new requests; requests in flight finish with the old
    * ones. Listener and upstream changes need a restart: they are reported, not applied.
@@ -34,11 +40,13 @@ export interface ServerOptions {
   readonly authenticator?: AuthenticatorDeps;
   /** Milliseconds since the epoch for the local rate limiters (tests move it instead of sleeping). */
   readonly clock?: Clock;
+  /** Resolves `upstream.dns.name` to replica addresses (tests inject them). */
+  readonly resolveHost?: ResolveHost;
 }
 
 /** The parts of a running server that survive a reload. */
 interface Shared {
-  readonly upstream: Upstream;
+  readonly upstream: Gateway;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly options: ServerOptions;
@@ -56,7 +64,10 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
   const { limitStore: store, metrics, clock } = shared;
   return {
     clientAddress: shared.clientAddress,
-    authenticate: createAuthenticator(config, { ...shared.options.authenticator, keySources: shared.keySources }),
+    authenticate: createAuthenticator(config, {
+      ...shared.options.authenticator,
+      keySources: shared.keySources,
+    }),
     authorize: createAuthorizer(config),
     limitAuthFailures: createAuthFailureLimiter({ ...config.rateLimit.authFailures, store, metrics, clock }),
     rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
@@ -72,7 +83,11 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log.level);
   const metrics = new Metrics();
-  const upstream = new Upstream(config.upstream);
+  const upstream = await createGateway(config.upstream, {
+    logger,
+    metrics,
+    resolveHost: options.resolveHost,
+  });
   const shared: Shared = {
     upstream,
     metrics,
@@ -97,15 +112,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   ops.get("/readyz", async (c) => {
     if (draining) return c.json({ status: "draining" }, 503);
     const upstreamReady = await upstream.ready();
+    const replicas = upstream.replicas();
     return c.json(
-      { status: upstreamReady ? "ready" : "upstream unavailable", upstream: upstreamReady },
+      {
+        status: upstreamReady ? "ready" : "upstream unavailable",
+        upstream: upstreamReady,
+        ...(replicas.length > 0 ? { replicas } : {}),
+      },
       upstreamReady ? 200 : 503,
     );
   });
   ops.notFound((c) => c.json({ status: "not found" }, 404));
 
+  const janitor = createJanitor(config, { gateway: upstream, clock: shared.clock, logger, metrics });
   // A Redis client would keep a process that failed to listen alive.
   const closeStore = async (error: unknown): Promise<never> => {
+    await janitor?.stop();
+    await upstream.close();
     await shared.limitStore.close();
     throw error;
   };
@@ -118,18 +141,25 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     config,
   ).catch(closeStore);
   logger.info(
-    { api: apiUrl, metrics: metricsUrl, upstream: config.upstream.url, config: config.source },
+    { api: apiUrl, metrics: metricsUrl, upstream: describeUpstream(config.upstream), config: config.source },
     "pushguard listening",
   );
+  janitor?.start();
 
   return {
     apiUrl,
     metricsUrl,
     metrics,
+    janitor,
     reload(next) {
       const needsRestart = ["listen", "upstream", "server", "overload"].filter(
         (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
       );
+      // TTLs follow a reload; whether and how the janitor runs is fixed at start.
+      const { defaultTtl: _next, ...janitorNext } = next.janitor;
+      const { defaultTtl: _active, ...janitorActive } = active.janitor;
+      if (JSON.stringify(janitorNext) !== JSON.stringify(janitorActive)) needsRestart.push("janitor");
+      janitor?.setAttribution(janitorAttribution(next));
       if (JSON.stringify(storeSettings(next.rateLimit)) !== JSON.stringify(storeSettings(active.rateLimit))) {
         needsRestart.push("rateLimit.store");
       }
@@ -147,6 +177,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       draining = true;
       await closeGracefully(apiServer, config.server.shutdownGraceMs);
       await closeGracefully(metricsServer, 0);
+      await janitor?.stop();
       await upstream.close();
       await shared.limitStore.close();
     },

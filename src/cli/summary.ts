@@ -1,5 +1,6 @@
 import type { Config } from "../config/load.js";
 import { describeMember } from "../policy/members.js";
+import { describeUpstream } from "../upstream/create-gateway.js";
 
 /** The human summary `pushguard check` prints: what listens, where it forwards, who may do what. */
 export function summarizeConfig(config: Config): string {
@@ -10,7 +11,7 @@ export function summarizeConfig(config: Config): string {
   const lines = [
     `config ${config.source} is valid`,
     `listeners: api ${config.listen.api}, metrics ${config.listen.metrics}`,
-    `upstream: ${config.upstream.url} (timeout ${config.upstream.timeoutMs} ms, ${config.upstream.connections} connections)`,
+    `upstream: ${describeUpstream(config.upstream)} (timeout ${config.upstream.timeoutMs} ms, ${config.upstream.connections} connections)`,
     `body: max ${config.body.maxBytes} bytes, max ${config.body.maxDecompressedBytes} bytes decompressed`,
     `identities: ${config.identities.static.length} static token(s)${config.identities.static.length ? `: ${config.identities.static.map((i) => i.name).join(", ")}` : ""}`,
     `issuers: ${issuers.length ? issuers.join(", ") : "none"}`,

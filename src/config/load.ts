@@ -130,7 +130,9 @@ function resolveIdentities(
     }
     firstIndexByDigest.set(sha256.toString("hex"), index);
     const file = parsed.data.tokenFile ?? parsed.data.sha256File;
-    resolved.push(file === undefined ? { name: parsed.data.name, sha256 } : { name: parsed.data.name, sha256, file });
+    resolved.push(
+      file === undefined ? { name: parsed.data.name, sha256 } : { name: parsed.data.name, sha256, file },
+    );
   });
   return resolved;
 }

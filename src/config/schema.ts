@@ -187,6 +187,20 @@ const rateLimit = z
   })
   .prefault({});
 
+/** A Redis that pushguard replicas coordinate through (janitor lease, replica sync state). */
+const coordinationRedis = (keyPrefix: string, timeoutMs: number) =>
+  z
+    .strictObject({
+      url: redisUrl,
+      passwordFile: z.string().min(1).optional(),
+      passwordEnv: z.string().min(1).optional(),
+      keyPrefix: z.string().max(128).default(keyPrefix),
+      timeoutMs: z.number().int().positive().max(10_000).default(timeoutMs),
+    })
+    .refine((redis) => redis.passwordFile === undefined || redis.passwordEnv === undefined, {
+      message: "give at most one of passwordFile, passwordEnv",
+    });
+
 /**
  * Where the Pushgateway is: one `url`, a list of replicas (`urls`), or a DNS name whose every
  * address is a replica (`dns`, e.g. a headless Service). Exactly one of the three.
@@ -216,6 +230,7 @@ const upstream = z
         writePolicy: z.enum(["allInSync", "majority", "all"]).default("allInSync"),
         healthCheckIntervalMs: z.number().int().min(50).max(600_000).default(1_000),
         bootstrapWaitMs: z.number().int().nonnegative().max(600_000).default(10_000),
+        redis: coordinationRedis("pushguard:replication:", 200).optional(),
       })
       .prefault({}),
   })
@@ -254,18 +269,7 @@ const janitor = z
       .strictObject({
         store: z.enum(["none", "redis"]).default("none"),
         ttlMs: z.number().int().min(1_000).max(86_400_000).optional(),
-        redis: z
-          .strictObject({
-            url: redisUrl,
-            passwordFile: z.string().min(1).optional(),
-            passwordEnv: z.string().min(1).optional(),
-            keyPrefix: z.string().max(128).default("pushguard:janitor:"),
-            timeoutMs: z.number().int().positive().max(10_000).default(500),
-          })
-          .refine((redis) => redis.passwordFile === undefined || redis.passwordEnv === undefined, {
-            message: "give at most one of passwordFile, passwordEnv",
-          })
-          .optional(),
+        redis: coordinationRedis("pushguard:janitor:", 500).optional(),
       })
       .superRefine((lease, ctx) => {
         if (lease.store === "redis" && lease.redis === undefined) {

@@ -13,7 +13,7 @@ export class Metrics {
 
   readonly requests = new Counter({
     name: "pushguard_requests_total",
-    help: "Requests handled, by action (push, delete, wipe, read, probe, unknown), team (\"\" when no team rule applied), outcome and HTTP status code.",
+    help: 'Requests handled, by action (push, delete, wipe, read, probe, unknown), team ("" when no team rule applied), outcome and HTTP status code.',
     labelNames: ["action", "team", "outcome", "code"] as const,
     registers: [this.registry],
   });
@@ -173,6 +173,12 @@ export class Metrics {
     name: "pushguard_upstream_replica_repair_duration_seconds",
     help: "Time from the start of a successful repair until the replica was back in sync.",
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+
+  readonly replicationStateErrors = new Counter({
+    name: "pushguard_upstream_replication_state_errors_total",
+    help: "Failed calls to the shared replication state (Redis); meanwhile only this replica's own view counts.",
     registers: [this.registry],
   });
 

@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { createRedisClient, type RedisClient } from "../redis-client.js";
 import { emissionIntervalMs } from "./gcra.js";
 import { GCRA_SCRIPT, GCRA_SCRIPT_SHA1 } from "./redis-script.js";
 import type { LimitCheck, LimitStore, TakeResult } from "./store.js";
@@ -25,13 +25,13 @@ const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 1_000);
  */
 export class RedisStore implements LimitStore {
   readonly kind = "redis";
-  readonly #client: Redis;
+  readonly #client: RedisClient;
   readonly #keyPrefix: string;
 
   /** @param onError receives connection errors (the client reports one per failed reconnect). */
   constructor(options: RedisStoreOptions, onError: (error: Error) => void = () => {}) {
     this.#keyPrefix = options.keyPrefix;
-    this.#client = new Redis(options.url, {
+    this.#client = createRedisClient(options.url, {
       password: options.password,
       commandTimeout: options.timeoutMs,
       connectTimeout: Math.max(1_000, options.timeoutMs * 10),

@@ -483,7 +483,9 @@ describe("audit, logs and metrics", () => {
       body: BODY,
     });
     const text = await (await fetch(`${pushguard.metricsUrl}/metrics`)).text();
-    expect(text).toMatch(/pushguard_requests_total\{action="push",team="team-a",outcome="forwarded",code="200"\} [1-9]/);
+    expect(text).toMatch(
+      /pushguard_requests_total\{action="push",team="team-a",outcome="forwarded",code="200"\} [1-9]/,
+    );
     expect(text).toMatch(
       /pushguard_requests_total\{action="push",team="",outcome="ERR_AUTH_INVALID",code="401"\} [1-9]/,
     );

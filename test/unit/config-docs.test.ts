@@ -25,7 +25,9 @@ function keyPaths(schema: JsonSchema, prefix = ""): string[] {
 
 describe("README documents every config key", () => {
   const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-  const documented = new Set([...readme.matchAll(/^\| *`([A-Za-z0-9.[\]]+)` *\|/gm)].map((match) => match[1]));
+  const documented = new Set(
+    [...readme.matchAll(/^\| *`([A-Za-z0-9.[\]]+)` *\|/gm)].map((match) => match[1]),
+  );
   const paths = keyPaths(z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }) as JsonSchema);
 
   it("finds the schema's keys", () => {

@@ -1,0 +1,112 @@
+import type { Logger } from "../observability/logger.js";
+import { type PushedGroup, renderGroup } from "./groups.js";
+import type { Replica } from "./replica.js";
+
+export interface RepairOptions {
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+  /** Rounds before giving up (a later health check starts over). */
+  readonly maxRounds?: number;
+  /** Checked before every round: false stops the repair (the source lost sync, the target missed a write). */
+  readonly stillValid: () => string | undefined;
+}
+
+export interface RepairResult {
+  readonly rounds: number;
+  /** Groups written or deleted on the target. */
+  readonly copied: number;
+  /** Groups the target refused (a failed push's leftovers, which the text format cannot recreate). */
+  readonly skipped: number;
+}
+
+const COPY_CONCURRENCY = 4;
+
+/**
+ * Brings `target` to the content of `source` while writes keep arriving at both (the caller fans
+ * every write out to the target too, and records any it misses).
+ *
+ * Each round reads the source, then the target, then the source again. A group is settled when
+ * the target's copy equals one of the two source readings: at that instant both held the same
+ * content, and every later write reaches both (or is recorded as missed, which voids the repair).
+ * Every other group is copied from the newer source reading (PUT of the whole group, or DELETE),
+ * and checked again in the next round; the round with nothing left to copy proves the target
+ * equal. A copy racing a live write to the same group can leave the target behind; the next round
+ * sees that and copies again, so no lock is needed and other pushguard processes may write
+ * meanwhile.
+ *
+ * What a copy cannot keep: `push_time_seconds` becomes the time of the copy (never earlier than
+ * the original), per-family push timestamps and the last failed push's `push_failure_time_seconds`
+ * are not carried over.
+ */
+export async function repairReplica(
+  target: Replica,
+  source: Replica,
+  options: RepairOptions,
+): Promise<RepairResult> {
+  const maxRounds = options.maxRounds ?? 10;
+  const refused = new Set<string>();
+  let copied = 0;
+  for (let round = 1; round <= maxRounds; round++) {
+    const invalid = options.stillValid();
+    if (invalid) throw new Error(invalid);
+    const before = await source.snapshot(options.timeoutMs);
+    const current = await target.snapshot(options.timeoutMs);
+    const after = await source.snapshot(options.timeoutMs);
+    const stale: Array<{ path: string; desired: PushedGroup | undefined }> = [];
+    for (const path of new Set([...before.keys(), ...current.keys(), ...after.keys()])) {
+      if (refused.has(path)) continue;
+      const have = content(current.get(path));
+      if (have === content(before.get(path)) || have === content(after.get(path))) continue;
+      stale.push({ path, desired: after.get(path) });
+    }
+    if (stale.length === 0) return { rounds: round, copied, skipped: refused.size };
+    await forEachLimited(stale, COPY_CONCURRENCY, async ({ path, desired }) => {
+      const invalidNow = options.stillValid();
+      if (invalidNow) throw new Error(invalidNow);
+      const status =
+        desired === undefined
+          ? await target.write("DELETE", path)
+          : await target.write("PUT", path, renderGroup(desired));
+      if (status >= 200 && status < 300) {
+        copied += 1;
+        return;
+      }
+      // A push that failed upstream still leaves its group behind (with the last good metrics);
+      // such a group can clash with another one and the target rightly refuses to recreate it.
+      if (desired !== undefined && !desired.lastPushSuccessful && status === 400) {
+        refused.add(path);
+        options.logger.warn(
+          { replica: target.url, group: path },
+          "repair skipped a group whose last push failed upstream: the target refuses it",
+        );
+        return;
+      }
+      throw new Error(
+        `${desired === undefined ? "DELETE" : "PUT"} ${path} on ${target.url} answered ${status}`,
+      );
+    });
+  }
+  throw new Error(
+    `the target did not converge within ${maxRounds} rounds (writes keep changing the same groups)`,
+  );
+}
+
+/** Rendered content, `undefined` for an absent group: equal strings mean equal scrapes. */
+function content(group: PushedGroup | undefined): string | undefined {
+  return group === undefined ? undefined : renderGroup(group);
+}
+
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

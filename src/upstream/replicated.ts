@@ -1,0 +1,526 @@
+import { ProblemError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
+import { connectionCount, watchConnections } from "./connection-watch.js";
+import type { UpstreamOptions, UpstreamResponse } from "./forward.js";
+import {
+  discard,
+  type Gateway,
+  type GatewayRequest,
+  isWrite,
+  ordered,
+  type ReplicaStatus,
+} from "./gateway.js";
+import type { GroupLocks } from "./group-locks.js";
+import { lastActivity } from "./groups.js";
+import { Replica } from "./replica.js";
+import { repairReplica } from "./replicated-repair.js";
+import type { SharedMisses } from "./replication-state.js";
+
+export type WritePolicy = "allInSync" | "majority" | "all";
+
+export interface ReplicationSettings {
+  /** When a write counts as stored (see README "High availability"). */
+  readonly writePolicy: WritePolicy;
+  /** Milliseconds between health checks (and repair attempts). */
+  readonly healthCheckIntervalMs: number;
+  /** At first start, how long to wait for every replica before choosing the source of truth. */
+  readonly bootstrapWaitMs: number;
+}
+
+export interface ReplicatedUpstreamOptions {
+  /** The current replica URLs: a fixed list, or a DNS name resolved again on each call. */
+  readonly discover: () => Promise<readonly string[]>;
+  /** Milliseconds between two `discover` calls (a fixed list is read once). */
+  readonly discoverEveryMs: number | undefined;
+  readonly upstream: Omit<UpstreamOptions, "url">;
+  readonly replication: ReplicationSettings;
+  readonly locks: GroupLocks;
+  /** Write misses shared with the other pushguard processes (Redis), if configured. */
+  readonly shared?: SharedMisses;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+interface Outcome {
+  readonly replica: Replica;
+  readonly response?: UpstreamResponse;
+  readonly error?: unknown;
+  /** Stored, but the replica turned out to be a restarted (empty) process. */
+  restarted?: boolean;
+}
+
+const MAX_REPAIR_BACKOFF_MS = 30_000;
+
+/**
+ * Several Pushgateways kept identical by pushguard. Writes (push, delete, wipe) go to every
+ * reachable replica, in the same order per group (`GroupLocks`); a write is acknowledged when
+ * the write policy is met, and every in-sync replica that did not store it is marked out of sync
+ * before the client hears back. Reads go to one in-sync replica, confirmed to be the same process
+ * that was in sync (a restarted Pushgateway comes back empty). Out-of-sync replicas keep getting
+ * writes and are repaired from an in-sync one in the background (`repairReplica`).
+ */
+export class ReplicatedUpstream implements Gateway {
+  readonly locks: GroupLocks;
+  readonly #options: ReplicatedUpstreamOptions;
+  readonly #startedAt = Date.now();
+  #replicas: Replica[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<void> | undefined;
+  #repair: Promise<void> | undefined;
+  #repairFailures = 0;
+  #nextRepairAt = 0;
+  #lastDiscovery = Number.NEGATIVE_INFINITY;
+  #rotation = 0;
+  #closed = false;
+  #sharedFailing = false;
+
+  private constructor(options: ReplicatedUpstreamOptions) {
+    this.#options = options;
+    this.locks = options.locks;
+  }
+
+  /** Discovers the replicas and runs the first health check (and bootstrap, if all answer). */
+  static async start(options: ReplicatedUpstreamOptions): Promise<ReplicatedUpstream> {
+    watchConnections();
+    const upstream = new ReplicatedUpstream(options);
+    await upstream.#healthRound();
+    upstream.#schedule();
+    return upstream;
+  }
+
+  request(request: GatewayRequest): Promise<UpstreamResponse> {
+    return isWrite(request.method)
+      ? ordered(this.locks, request, () => this.#write(request))
+      : this.#read(request);
+  }
+
+  async ready(): Promise<boolean> {
+    return this.#replicas.some((replica) => replica.inSync && replica.up);
+  }
+
+  replicas(): readonly ReplicaStatus[] {
+    return this.#replicas.map((replica) => ({ url: replica.url, up: replica.up, state: replica.state }));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#tick;
+    await this.#repair?.catch(() => undefined);
+    await this.#options.shared?.close();
+    await Promise.all(this.#replicas.map((replica) => replica.upstream.close()));
+  }
+
+  async #read(request: GatewayRequest): Promise<UpstreamResponse> {
+    await this.#syncShared();
+    const candidates = this.#readable();
+    let failure: unknown;
+    for (const replica of candidates) {
+      if (request.signal?.aborted) break;
+      if (replica.unverified() && !(await this.#confirm(replica))) continue;
+      let response: UpstreamResponse;
+      try {
+        response = await replica.upstream.request(request);
+      } catch (error) {
+        failure = error;
+        this.#failed(replica, error);
+        continue;
+      }
+      // The answer counts only if it came from the process known to be in sync: a new connection
+      // may have reached a restarted, empty Pushgateway.
+      if ((replica.unverified() && !(await this.#confirm(replica))) || !replica.inSync) {
+        void discard(response);
+        continue;
+      }
+      return response;
+    }
+    throw failure ?? noReplica("no in-sync Pushgateway replica can serve reads", "no-in-sync-replica");
+  }
+
+  async #write(request: GatewayRequest): Promise<UpstreamResponse> {
+    const replicas = this.#replicas;
+    const inSync = new Set(replicas.filter((replica) => replica.inSync && replica.up));
+    const { writePolicy } = this.#options.replication;
+    if (inSync.size === 0) {
+      throw noReplica("no in-sync Pushgateway replica can take writes", "no-in-sync-replica");
+    }
+    if (writePolicy === "all" && inSync.size < replicas.length) {
+      throw noReplica(
+        `only ${inSync.size} of ${replicas.length} replicas are in sync; upstream.replication.writePolicy all needs every one`,
+        "write-policy",
+      );
+    }
+    const outcomes = await Promise.all(
+      replicas
+        .filter((replica) => replica.up)
+        .map((replica) =>
+          replica.upstream.request(request).then(
+            (response): Outcome => ({ replica, response }),
+            (error): Outcome => ({ replica, error }),
+          ),
+        ),
+    );
+    await Promise.all(
+      outcomes
+        .filter((outcome) => stored(outcome) && inSync.has(outcome.replica) && outcome.replica.unverified())
+        .map(async (outcome) => {
+          if (!(await this.#confirm(outcome.replica))) outcome.restarted = true;
+        }),
+    );
+    // Someone will be marked out of sync: first learn what the other pushguards marked.
+    if (
+      [...inSync].some(
+        (replica) => !outcomes.some((outcome) => outcome.replica === replica && stored(outcome)),
+      )
+    ) {
+      await this.#syncShared();
+    }
+    const storedInSync = outcomes.filter(
+      (outcome) => stored(outcome) && inSync.has(outcome.replica) && outcome.replica.inSync,
+    );
+    const acknowledged = storedInSync.length >= required(writePolicy, replicas.length);
+    const missed: Replica[] = [];
+    for (const replica of replicas) {
+      const outcome = outcomes.find((candidate) => candidate.replica === replica);
+      if (outcome?.error !== undefined) this.#failed(replica, outcome.error);
+      const storedHere = outcome !== undefined && stored(outcome);
+      if (inSync.has(replica)) {
+        // Nothing is lost when no in-sync replica stored it: the write was not acknowledged.
+        if (!storedHere && storedInSync.length > 0) missed.push(replica);
+      } else if (acknowledged ? !storedHere : storedHere || outcome?.error !== undefined) {
+        missed.push(replica);
+      }
+    }
+    for (const replica of missed) {
+      this.#missed(replica, missReason(outcomes.find((candidate) => candidate.replica === replica)));
+    }
+    await this.#recordShared(missed);
+    const answer = acknowledged
+      ? storedInSync[0]
+      : outcomes.find((outcome) => inSync.has(outcome.replica) && outcome.response && !outcome.restarted);
+    for (const outcome of outcomes) {
+      if (outcome !== answer && outcome.response) void discard(outcome.response);
+    }
+    if (answer?.response && (acknowledged || storedInSync.length === 0)) return answer.response;
+    if (answer?.response) void discard(answer.response);
+    if (storedInSync.length > 0) {
+      throw noReplica(
+        `stored on ${storedInSync.length} of ${replicas.length} replicas; upstream.replication.writePolicy ${writePolicy} needs ${required(writePolicy, replicas.length)}`,
+        "write-policy",
+      );
+    }
+    const failure = outcomes.find((outcome) => inSync.has(outcome.replica) && outcome.error !== undefined);
+    throw (
+      failure?.error ?? noReplica("no in-sync Pushgateway replica stored the write", "no-in-sync-replica")
+    );
+  }
+
+  /** In-sync, reachable replicas, starting with a different one each time. */
+  #readable(): Replica[] {
+    const readable = this.#replicas.filter((replica) => replica.inSync && replica.up);
+    const start = this.#rotation++ % Math.max(readable.length, 1);
+    return [...readable.slice(start), ...readable.slice(0, start)];
+  }
+
+  /** Re-reads the start time; a different one means the replica restarted and lost its groups. */
+  async #confirm(replica: Replica): Promise<boolean> {
+    const startTime = await replica.probe(this.#options.upstream.timeoutMs);
+    if (startTime === undefined) return false;
+    if (startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
+    return replica.inSync;
+  }
+
+  #failed(replica: Replica, error: unknown): void {
+    if ((error as ProblemError).code === "ERR_UPSTREAM_UNAVAILABLE") replica.up = false;
+  }
+
+  /** The replica lacks an acknowledged write (or holds one that was refused): it must be repaired. */
+  #missed(replica: Replica, reason: string): void {
+    replica.generation += 1;
+    this.#demote(replica, reason);
+  }
+
+  #demote(replica: Replica, reason: string): void {
+    if (!replica.inSync) return;
+    replica.inSync = false;
+    replica.generation += 1;
+    this.#options.metrics.replicaDemotions.inc({ replica: replica.url, reason });
+    this.#options.metrics.replicaInSync.set({ replica: replica.url }, 0);
+    this.#options.logger.warn(
+      { replica: replica.url, reason },
+      "Pushgateway replica out of sync: no reads from it until it is repaired",
+    );
+  }
+
+  #promote(replica: Replica, startTime: string, connectsBefore: number, sharedMisses: number): void {
+    replica.inSync = true;
+    replica.syncedStartTime = startTime;
+    replica.verifiedConnects = connectsBefore;
+    replica.sharedMisses = sharedMisses;
+    this.#options.metrics.replicaInSync.set({ replica: replica.url }, 1);
+  }
+
+  /**
+   * Marks out of sync every replica another pushguard recorded a miss for since this one last
+   * knew it in sync. Without Redis (or while it fails) this process's own view is all there is.
+   */
+  async #syncShared(): Promise<ReadonlyMap<string, number> | undefined> {
+    const counts = await this.#sharedCounts();
+    for (const replica of this.#replicas) {
+      if (replica.inSync && (counts?.get(replica.url) ?? 0) > replica.sharedMisses) {
+        this.#demote(replica, "missed-elsewhere");
+      }
+    }
+    return counts;
+  }
+
+  async #sharedCounts(): Promise<ReadonlyMap<string, number> | undefined> {
+    const { shared } = this.#options;
+    if (!shared) return undefined;
+    try {
+      const counts = await shared.read();
+      this.#sharedUp();
+      return counts;
+    } catch (error) {
+      this.#sharedDown(error);
+      return undefined;
+    }
+  }
+
+  /** Tells the other pushguards, before the client is answered, which replicas missed a write. */
+  async #recordShared(missed: readonly Replica[]): Promise<void> {
+    const { shared } = this.#options;
+    if (!shared || missed.length === 0) return;
+    try {
+      await shared.record(missed.map((replica) => replica.url));
+      this.#sharedUp();
+    } catch (error) {
+      this.#sharedDown(error);
+    }
+  }
+
+  #sharedUp(): void {
+    if (!this.#sharedFailing) return;
+    this.#sharedFailing = false;
+    this.#options.logger.info("replication state store reachable again");
+  }
+
+  #sharedDown(error: unknown): void {
+    this.#options.metrics.replicationStateErrors.inc();
+    if (this.#sharedFailing) return;
+    this.#sharedFailing = true;
+    this.#options.logger.warn(
+      { err: error },
+      "replication state store unreachable: write misses seen by other pushguard replicas are not known here",
+    );
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      void this.#healthRound().finally(() => this.#schedule());
+    }, this.#options.replication.healthCheckIntervalMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * One health round: rediscover if due, probe every replica, choose a source of truth if none is
+   * in sync, and start repairing an out-of-sync replica. One round at a time.
+   */
+  #healthRound(): Promise<void> {
+    this.#tick ??= this.#check().finally(() => {
+      this.#tick = undefined;
+    });
+    return this.#tick;
+  }
+
+  async #check(): Promise<void> {
+    if (this.#closed) return;
+    const { logger, metrics, upstream } = this.#options;
+    await this.#discover();
+    await Promise.all(
+      this.#replicas.map(async (replica) => {
+        const wasUp = replica.up;
+        const startTime = await replica.probe(upstream.timeoutMs);
+        if (startTime === undefined) {
+          if (wasUp) logger.warn({ replica: replica.url }, "Pushgateway replica does not answer");
+          return;
+        }
+        if (!wasUp) logger.info({ replica: replica.url, startTime }, "Pushgateway replica answers");
+        if (replica.inSync && startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
+      }),
+    );
+    await this.#syncShared();
+    if (!this.#replicas.some((replica) => replica.inSync)) await this.#bootstrap();
+    this.#startRepair();
+    for (const replica of this.#replicas) {
+      metrics.replicaUp.set({ replica: replica.url }, replica.up ? 1 : 0);
+      metrics.replicaInSync.set({ replica: replica.url }, replica.inSync ? 1 : 0);
+    }
+  }
+
+  async #discover(): Promise<void> {
+    const { discover, discoverEveryMs, upstream, logger, metrics } = this.#options;
+    const due =
+      this.#replicas.length === 0 ||
+      (discoverEveryMs !== undefined && Date.now() - this.#lastDiscovery >= discoverEveryMs);
+    if (!due) return;
+    this.#lastDiscovery = Date.now();
+    let urls: readonly string[];
+    try {
+      urls = await discover();
+    } catch (error) {
+      logger.warn({ err: error }, "cannot discover Pushgateway replicas; keeping the current ones");
+      return;
+    }
+    if (urls.length === 0) return;
+    const known = new Map(this.#replicas.map((replica) => [replica.url, replica]));
+    const next = urls.map((url) => known.get(url) ?? new Replica(url, upstream));
+    for (const replica of this.#replicas) {
+      if (next.includes(replica)) continue;
+      logger.info({ replica: replica.url }, "Pushgateway replica removed");
+      metrics.replicaUp.remove({ replica: replica.url });
+      metrics.replicaInSync.remove({ replica: replica.url });
+      void replica.upstream.close();
+    }
+    for (const replica of next) {
+      if (!known.has(replica.url)) logger.info({ replica: replica.url }, "Pushgateway replica added");
+    }
+    this.#replicas = next;
+  }
+
+  /**
+   * With no replica in sync (first start, or every in-sync one lost), one must define the truth:
+   * the reachable replica holding the most groups (a replica that restarted empty or missed pushes
+   * has fewer), then the most recently written. At first start this waits up to
+   * `bootstrapWaitMs` for every replica to answer.
+   */
+  async #bootstrap(): Promise<void> {
+    const up = this.#replicas.filter((replica) => replica.up);
+    if (up.length === 0) return;
+    const waiting = Date.now() - this.#startedAt < this.#options.replication.bootstrapWaitMs;
+    if (up.length < this.#replicas.length && waiting) return;
+    const candidates = await Promise.all(
+      up.map(async (replica) => {
+        try {
+          const groups = await replica.snapshot(this.#options.upstream.timeoutMs);
+          const latest = Math.max(0, ...[...groups.values()].map(lastActivity));
+          return { replica, count: groups.size, latest };
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const best = candidates
+      .filter((candidate) => candidate !== undefined)
+      .sort((a, b) => b.count - a.count || b.latest - a.latest)[0];
+    const shared = await this.#sharedCounts();
+    if (!best?.replica.startTime || this.#replicas.some((replica) => replica.inSync)) return;
+    this.#promote(best.replica, best.replica.startTime, -1, shared?.get(best.replica.url) ?? 0);
+    this.#options.logger.warn(
+      { replica: best.replica.url, groups: best.count },
+      "no Pushgateway replica was in sync: this one now defines the stored groups; the others are repaired from it",
+    );
+  }
+
+  #startRepair(): void {
+    if (this.#repair || Date.now() < this.#nextRepairAt) return;
+    const target = this.#replicas.find((replica) => replica.up && !replica.inSync);
+    const source = this.#replicas.find((replica) => replica.up && replica.inSync);
+    if (!target || !source) return;
+    this.#repair = this.#runRepair(target, source).finally(() => {
+      this.#repair = undefined;
+      // The next out-of-sync replica need not wait for a health check.
+      if (!this.#closed) this.#startRepair();
+    });
+  }
+
+  async #runRepair(target: Replica, source: Replica): Promise<void> {
+    const { logger, metrics, upstream } = this.#options;
+    const started = performance.now();
+    target.repairing = true;
+    try {
+      const targetStart = await target.probe(upstream.timeoutMs);
+      const targetGeneration = target.generation;
+      const sourceGeneration = source.generation;
+      const stillValid = () =>
+        this.#closed
+          ? "shutting down"
+          : target.generation !== targetGeneration
+            ? "the target missed a write during the repair"
+            : !source.inSync || source.generation !== sourceGeneration
+              ? "the source went out of sync"
+              : undefined;
+      if (targetStart === undefined) throw new Error("the target does not answer");
+      const sharedAtStart = (await this.#sharedCounts())?.get(target.url) ?? 0;
+      logger.info({ replica: target.url, source: source.url }, "repairing Pushgateway replica");
+      const result = await repairReplica(target, source, {
+        timeoutMs: upstream.timeoutMs,
+        logger,
+        stillValid,
+      });
+      const connectsBefore = connectionCount(target.origin);
+      const startNow = await target.probe(upstream.timeoutMs);
+      const sharedNow = await this.#syncShared();
+      const invalid =
+        startNow !== targetStart
+          ? "the target restarted during the repair"
+          : (sharedNow?.get(target.url) ?? 0) !== sharedAtStart
+            ? "the target missed a write through another pushguard during the repair"
+            : stillValid();
+      if (invalid) throw new Error(invalid);
+      this.#promote(target, targetStart, connectsBefore, sharedAtStart);
+      this.#repairFailures = 0;
+      const seconds = (performance.now() - started) / 1000;
+      metrics.replicaRepairs.inc({ replica: target.url, result: "success" });
+      metrics.replicaGroupsCopied.inc({ replica: target.url }, result.copied);
+      metrics.replicaRepairDuration.observe(seconds);
+      logger.info(
+        { replica: target.url, source: source.url, ...result, durationMs: Math.round(seconds * 1000) },
+        "Pushgateway replica repaired: back in sync",
+      );
+    } catch (error) {
+      this.#repairFailures += 1;
+      const backoff = Math.min(
+        MAX_REPAIR_BACKOFF_MS,
+        this.#options.replication.healthCheckIntervalMs * 2 ** (this.#repairFailures - 1),
+      );
+      this.#nextRepairAt = Date.now() + backoff;
+      metrics.replicaRepairs.inc({ replica: target.url, result: "failure" });
+      logger.warn(
+        { replica: target.url, source: source.url, err: error, retryInMs: backoff },
+        "Pushgateway replica repair failed; it stays out of sync",
+      );
+    } finally {
+      target.repairing = false;
+    }
+  }
+}
+
+function stored(outcome: Outcome): boolean {
+  const status = outcome.response?.status ?? 0;
+  return status >= 200 && status < 300 && !outcome.restarted;
+}
+
+function missReason(outcome: Outcome | undefined): string {
+  if (outcome === undefined) return "down";
+  if (outcome.restarted) return "restarted";
+  return outcome.error !== undefined ? "write-failed" : "write-rejected";
+}
+
+/** How many in-sync replicas must store a write for `policy`, out of `total` configured. */
+function required(policy: WritePolicy, total: number): number {
+  switch (policy) {
+    case "all":
+      return total;
+    case "majority":
+      return Math.floor(total / 2) + 1;
+    default:
+      return 1;
+  }
+}
+
+function noReplica(detail: string, reason: string): ProblemError {
+  return new ProblemError("ERR_UPSTREAM_UNAVAILABLE", detail, { reason });
+}

@@ -1,0 +1,396 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { bearer, send } from "../support/http.js";
+import { freePort, type RunningProcess, startProcess, waitForHttp } from "../support/processes.js";
+import { PUSHGATEWAY_BINARY } from "../support/pushgateway.js";
+import {
+  ADMIN_TOKEN,
+  startPushguard,
+  TEAM_A_TOKEN,
+  type TestPushguard,
+  TOKEN_ENV,
+} from "../support/pushguard.js";
+import { startRedis } from "../support/redis.js";
+
+/** A Pushgateway on a fixed loopback address, so a test can kill it and start it again empty. */
+interface Replica {
+  readonly url: string;
+  process: RunningProcess;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+  groups(): Promise<Map<string, GroupView>>;
+  metricsText(): Promise<string>;
+}
+
+interface GroupView {
+  readonly labels: Record<string, string>;
+  readonly value: number | undefined;
+}
+
+async function replicaAt(host: string, port: number): Promise<Replica> {
+  const url = `http://${host}:${port}`;
+  const replica: Replica = {
+    url,
+    process: undefined as unknown as RunningProcess,
+    async start() {
+      replica.process = startProcess(PUSHGATEWAY_BINARY, [
+        `--web.listen-address=${host}:${port}`,
+        "--web.enable-admin-api",
+        "--log.level=warn",
+        // Debian's default is a file every instance would share: state stays in memory.
+        "--persistence.file=",
+      ]);
+      await waitForHttp(`${url}/-/ready`, replica.process);
+    },
+    async kill() {
+      replica.process.child.kill("SIGKILL");
+      await replica.process.stop();
+    },
+    async groups() {
+      return groupsOf(await (await fetch(`${url}/api/v1/metrics`)).json());
+    },
+    async metricsText() {
+      return (await fetch(`${url}/metrics`)).text();
+    },
+  };
+  await replica.start();
+  return replica;
+}
+
+/** Groups of a `/api/v1/metrics` body by job, with the value of their `load_value` gauge. */
+function groupsOf(body: unknown): Map<string, GroupView> {
+  const groups = new Map<string, GroupView>();
+  for (const group of (body as { data: Array<Record<string, unknown>> }).data) {
+    const labels = group.labels as Record<string, string>;
+    const family = group.load_value as { metrics: Array<{ value: string }> } | undefined;
+    const value = family ? Number(family.metrics[0]?.value) : undefined;
+    groups.set(labels.job as string, { labels, value });
+  }
+  return groups;
+}
+
+function config(upstream: string, replication = "healthCheckIntervalMs: 100, bootstrapWaitMs: 0"): string {
+  return `
+listen: { api: "127.0.0.1:0", metrics: "127.0.0.1:0" }
+upstream: { ${upstream}, timeoutMs: 2000, connectTimeoutMs: 500, replication: { ${replication} } }
+identities:
+  static:
+    - { name: team-a-ci, tokenEnv: TEST_TEAM_A_TOKEN }
+    - { name: admin, tokenEnv: TEST_ADMIN_TOKEN }
+teams:
+  - { name: team-a, members: [team-a-ci], jobs: ["team-a-*"], actions: [push, delete] }
+  - { name: admins, members: [admin], jobs: ["*"], actions: [push, delete, wipe, read] }
+`;
+}
+
+const urlsOf = (replicas: readonly Replica[]) =>
+  `urls: [${replicas.map((replica) => `"${replica.url}"`).join(", ")}]`;
+
+interface ReadyBody {
+  replicas: Array<{ url: string; up: boolean; state: string }>;
+}
+
+async function replicaStates(pushguard: TestPushguard): Promise<Record<string, string>> {
+  const body = (await (await fetch(`${pushguard.metricsUrl}/readyz`)).json()) as ReadyBody;
+  return Object.fromEntries(body.replicas.map((replica) => [replica.url, replica.state]));
+}
+
+async function waitInSync(
+  pushguard: TestPushguard,
+  replicas: readonly Replica[],
+  timeout = 10_000,
+): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const states = await replicaStates(pushguard);
+      expect(replicas.map((replica) => states[replica.url])).toEqual(replicas.map(() => "in-sync"));
+    },
+    { timeout, interval: 20 },
+  );
+}
+
+const push = (pushguard: TestPushguard, job: string, body: string, token = TEAM_A_TOKEN) =>
+  send(pushguard.apiUrl, "PUT", `/metrics/job/${job}`, { headers: bearer(token), body });
+
+let replicas: Replica[] = [];
+let pushguard: TestPushguard | undefined;
+
+beforeAll(async () => {
+  const ports = await Promise.all([freePort(), freePort(), freePort()]);
+  replicas = await Promise.all(ports.map((port) => replicaAt("127.0.0.1", port)));
+});
+
+afterEach(async () => {
+  await pushguard?.close();
+  pushguard = undefined;
+  await Promise.all(
+    replicas.map((replica) => send(replica.url, "PUT", "/api/v1/admin/wipe").catch(() => undefined)),
+  );
+});
+
+afterAll(async () => {
+  await Promise.all(replicas.map((replica) => replica.process?.stop()));
+});
+
+describe("three replicas: one killed and restarted empty under load", () => {
+  it("loses no acknowledged push, repairs the restarted replica, and never reads from a stale one", async () => {
+    pushguard = await startPushguard(config(urlsOf(replicas)));
+    await waitInSync(pushguard, replicas);
+    const server = pushguard;
+    const [, , victim] = replicas as [Replica, Replica, Replica];
+
+    const acknowledged = new Map<string, number>();
+    const staleReads: string[] = [];
+    const readTimes: number[] = [];
+    let writes = 0;
+    let stop = false;
+
+    const writers = Array.from({ length: 6 }, async (_, worker) => {
+      for (let sequence = 1; !stop; sequence++) {
+        const job = `team-a-load-${worker}-${sequence % 20}`;
+        const response = await push(server, job, `load_value ${sequence}\n`);
+        writes += 1;
+        if (response.status === 200) acknowledged.set(job, sequence);
+      }
+    });
+    const reader = (async () => {
+      while (!stop) {
+        const expected = new Map(acknowledged);
+        const response = await send(server.apiUrl, "GET", "/api/v1/metrics", {
+          headers: bearer(ADMIN_TOKEN),
+        });
+        if (response.status !== 200) continue;
+        readTimes.push(Date.now());
+        const seen = groupsOf(response.json());
+        for (const [job, value] of expected) {
+          const stored = seen.get(job)?.value;
+          if (stored === undefined || stored < value)
+            staleReads.push(`${job}: acknowledged ${value}, read ${stored}`);
+        }
+      }
+    })();
+
+    let killedAt = 0;
+    let restartedAt = 0;
+    let repairedAt = 0;
+    try {
+      await sleep(400);
+      await victim.kill();
+      killedAt = Date.now();
+      await sleep(300);
+      await victim.start();
+      restartedAt = Date.now();
+      await waitInSync(server, replicas, 10_000);
+      repairedAt = Date.now();
+      await sleep(300);
+    } finally {
+      stop = true;
+      await Promise.allSettled([...writers, reader]);
+    }
+    await Promise.all([...writers, reader]);
+
+    expect(staleReads).toEqual([]);
+    expect(writes).toBeGreaterThan(100);
+    expect(readTimes.filter((time) => time > killedAt && time < repairedAt).length).toBeGreaterThan(0);
+    expect(repairedAt - restartedAt).toBeLessThan(10_000);
+    for (const replica of replicas) {
+      const stored = await replica.groups();
+      const missing = [...acknowledged].filter(([job, value]) => stored.get(job)?.value !== value);
+      expect({ replica: replica.url, missing }).toEqual({ replica: replica.url, missing: [] });
+    }
+    const metrics = await (await fetch(`${server.metricsUrl}/metrics`)).text();
+    expect(metrics).toMatch(
+      new RegExp(
+        `pushguard_upstream_replica_repairs_total\\{replica="${victim.url}",result="success"\\} [1-9]`,
+      ),
+    );
+    expect(server.logs().some((line) => line.msg === "Pushgateway replica repaired: back in sync")).toBe(
+      true,
+    );
+  });
+});
+
+describe("restart detection", () => {
+  it("never reads from a replica that restarted empty between two health checks", async () => {
+    // Health checks are ten minutes apart: only the new-connection check can notice the restart.
+    pushguard = await startPushguard(
+      config(urlsOf(replicas), "healthCheckIntervalMs: 600000, bootstrapWaitMs: 0"),
+    );
+    await waitInSync(pushguard, replicas);
+    for (let index = 0; index < 5; index++) {
+      expect((await push(pushguard, `team-a-quiet-${index}`, `load_value ${index}\n`)).status).toBe(200);
+    }
+    const victim = replicas[1] as Replica;
+    await victim.kill();
+    await victim.start();
+    for (let read = 0; read < 30; read++) {
+      const response = await send(pushguard.apiUrl, "GET", "/api/v1/metrics", {
+        headers: bearer(ADMIN_TOKEN),
+      });
+      expect(response.status).toBe(200);
+      expect([...groupsOf(response.json()).keys()].sort()).toEqual(
+        [0, 1, 2, 3, 4].map((index) => `team-a-quiet-${index}`),
+      );
+    }
+    expect((await replicaStates(pushguard))[victim.url]).not.toBe("in-sync");
+    expect(pushguard.logs().some((line) => line.reason === "restarted")).toBe(true);
+  });
+});
+
+describe("repair", () => {
+  it("copies every group exactly: types, help, escapes, @base64 and empty grouping-label values", async () => {
+    const [healthy, , victim] = replicas as [Replica, Replica, Replica];
+    pushguard = await startPushguard(config(urlsOf(replicas)));
+    await waitInSync(pushguard, replicas);
+    const body = [
+      "# HELP requests_total Requests with a \\\\ backslash\\nand a newline.",
+      "# TYPE requests_total counter",
+      'requests_total{code="200",path="/a \\"quoted\\""} 12',
+      'requests_total{code="500",path="/b"} 0.5',
+      "# TYPE latency_seconds histogram",
+      'latency_seconds_bucket{le="0.1"} 3',
+      'latency_seconds_bucket{le="1"} 5',
+      'latency_seconds_bucket{le="+Inf"} 6',
+      "latency_seconds_sum 2.75",
+      "latency_seconds_count 6",
+      "# TYPE size_bytes summary",
+      'size_bytes{quantile="0.5"} 100',
+      'size_bytes{quantile="0.99"} 1e+06',
+      "size_bytes_sum 1.5e+06",
+      "size_bytes_count 40",
+      "# TYPE temperature gauge",
+      "temperature NaN",
+      "untyped_thing -Inf",
+      "",
+    ].join("\n");
+    const paths = [
+      "/metrics/job/team-a-rich/instance/db1",
+      "/metrics/job/team-a-rich/instance@base64/YS9i",
+      "/metrics/job/team-a-rich/instance@base64/=",
+      "/metrics/job@base64/dGVhbS1hLcOcbmljb2Rl",
+    ];
+    for (const path of paths) {
+      expect(
+        (await send(pushguard.apiUrl, "PUT", path, { headers: bearer(TEAM_A_TOKEN), body })).status,
+      ).toBe(200);
+    }
+    expect(
+      (await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-empty", { headers: bearer(TEAM_A_TOKEN) }))
+        .status,
+    ).toBe(200);
+    const repaired = () =>
+      (pushguard as TestPushguard)
+        .logs()
+        .filter(
+          (line) => line.msg === "Pushgateway replica repaired: back in sync" && line.replica === victim.url,
+        ).length;
+    const repairsBefore = repaired();
+    await victim.kill();
+    await victim.start();
+    // No write fails: the health check notices the new start time, and repair follows.
+    await vi.waitFor(() => expect(repaired()).toBe(repairsBefore + 1), { timeout: 5_000, interval: 20 });
+    await waitInSync(pushguard, replicas);
+    const withoutPushTimes = (text: string) =>
+      text
+        .split("\n")
+        .filter(
+          (line) =>
+            !/^(go_|process_|pushgateway_|promhttp_|# (HELP|TYPE) (go_|process_|pushgateway_|promhttp_))/.test(
+              line,
+            ),
+        )
+        .filter((line) => !/^push_(failure_)?time_seconds\{/.test(line))
+        .join("\n");
+    expect(withoutPushTimes(await victim.metricsText())).toBe(withoutPushTimes(await healthy.metricsText()));
+    const count = async (replica: Replica) =>
+      ((await (await fetch(`${replica.url}/api/v1/metrics`)).json()) as { data: unknown[] }).data.length;
+    expect(await count(victim)).toBe(5);
+  });
+});
+
+describe("write policy", () => {
+  it("majority acknowledges with one replica down; all refuses with ERR_UPSTREAM_UNAVAILABLE", async () => {
+    const victim = replicas[0] as Replica;
+    pushguard = await startPushguard(
+      config(urlsOf(replicas), "writePolicy: majority, healthCheckIntervalMs: 100, bootstrapWaitMs: 0"),
+    );
+    await waitInSync(pushguard, replicas);
+    await victim.kill();
+    try {
+      expect((await push(pushguard, "team-a-majority", "load_value 1\n")).status).toBe(200);
+      await pushguard.close();
+      pushguard = await startPushguard(
+        config(urlsOf(replicas), "writePolicy: all, healthCheckIntervalMs: 100, bootstrapWaitMs: 0"),
+      );
+      await vi.waitFor(async () =>
+        expect(await replicaStates(pushguard as TestPushguard)).toHaveProperty(
+          [replicas[1]?.url as string],
+          "in-sync",
+        ),
+      );
+      const refused = await push(pushguard, "team-a-all", "load_value 1\n");
+      expect(refused.status).toBe(502);
+      expect(refused.json().code).toBe("ERR_UPSTREAM_UNAVAILABLE");
+    } finally {
+      await victim.start();
+    }
+  });
+});
+
+describe("a headless Service name", () => {
+  it("treats every address the name resolves to as a replica", async () => {
+    const port = await freePort();
+    const pair = await Promise.all([replicaAt("127.0.0.2", port), replicaAt("127.0.0.3", port)]);
+    try {
+      pushguard = await startPushguard(
+        config(`dns: { name: "pushgateway-headless.monitoring.svc", port: ${port}, refreshMs: 100 }`),
+        TOKEN_ENV,
+        { resolveHost: async () => ["127.0.0.3", "127.0.0.2"] },
+      );
+      await waitInSync(pushguard, pair);
+      expect((await push(pushguard, "team-a-dns", "load_value 7\n")).status).toBe(200);
+      for (const replica of pair) expect((await replica.groups()).get("team-a-dns")?.value).toBe(7);
+    } finally {
+      await pushguard?.close();
+      pushguard = undefined;
+      await Promise.all(pair.map((replica) => replica.process.stop()));
+    }
+  });
+});
+
+describe("several pushguards sharing write misses through Redis", () => {
+  it("stops every pushguard reading from a replica that missed a write another one acknowledged", async () => {
+    const redis = await startRedis();
+    const [, , diverged] = replicas as [Replica, Replica, Replica];
+    const shared = `healthCheckIntervalMs: 600000, bootstrapWaitMs: 0, redis: { url: "${redis.url}", keyPrefix: "test-repl:" }`;
+    let other: TestPushguard | undefined;
+    try {
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      other = await startPushguard(config(urlsOf(replicas), shared));
+      await Promise.all([waitInSync(pushguard, replicas), waitInSync(other, replicas)]);
+      // Written straight to one replica (bypassing pushguard): the push below clashes with it
+      // there, so that replica refuses it while staying up.
+      const clash = await send(diverged.url, "PUT", "/metrics/job/team-a-split/instance@base64/=", {
+        body: "split_value 1\n",
+      });
+      expect(clash.status).toBe(200);
+      expect((await push(pushguard, "team-a-split", "split_value 2\n")).status).toBe(200);
+      expect((await replicaStates(pushguard))[diverged.url]).toBe("out-of-sync");
+      // The other pushguard has seen no failure of its own, and checks no health for ten minutes.
+      expect((await replicaStates(other))[diverged.url]).toBe("in-sync");
+
+      for (let read = 0; read < 9; read++) {
+        const response = await send(other.apiUrl, "GET", "/api/v1/metrics", { headers: bearer(ADMIN_TOKEN) });
+        const group = (response.json() as { data: Array<Record<string, unknown>> }).data.find(
+          (candidate) => JSON.stringify(candidate.labels) === JSON.stringify({ job: "team-a-split" }),
+        ) as { split_value?: { metrics: Array<{ value: string }> } } | undefined;
+        expect(group?.split_value?.metrics[0]?.value).toBe("2");
+      }
+      expect((await replicaStates(other))[diverged.url]).toBe("out-of-sync");
+      expect(other.logs().some((line) => line.reason === "missed-elsewhere")).toBe(true);
+    } finally {
+      await other?.close();
+      await redis.stop();
+    }
+  });
+});
