@@ -1,8 +1,9 @@
 {{/*
-pushguard's config file (the schema is src/config/schema.ts). Listen addresses, the upstream URL
+pushguard's config file (the schema is src/config/schema.ts). Listen addresses, the upstream URLs
 and secret paths are derived from the release so they can never disagree with the pods and
-Services; everything else comes from pushguard.config, identities, teams, anonymous, rateLimit.
-rateLimit is rendered only when enabled; without it pushguard applies its defaults.
+Services; everything else comes from pushguard.config, identities, teams, anonymous, rateLimit,
+janitor and coordination. rateLimit and janitor are rendered only when enabled; without them
+pushguard applies its defaults.
 */}}
 {{- define "pushguard.configYaml" -}}
 {{- $p := .Values.pushguard }}
@@ -24,7 +25,7 @@ rateLimit is rendered only when enabled; without it pushguard applies its defaul
 }}
 {{- $config := dict
   "listen" (dict "api" (printf "0.0.0.0:%d" (int $p.ports.api)) "metrics" (printf "0.0.0.0:%d" (int $p.ports.metrics)))
-  "upstream" (merge (dict "url" (include "pushguard.upstreamUrl" .)) $p.config.upstream)
+  "upstream" (include "pushguard.upstreamConfig" . | fromJson)
   "identities" $identities
   "teams" .Values.teams
   "anonymous" .Values.anonymous
@@ -46,5 +47,35 @@ rateLimit is rendered only when enabled; without it pushguard applies its defaul
 {{- $_ := set $config "rateLimit" $rateLimit }}
 {{- end }}
 {{- end }}
+{{- with .Values.janitor }}
+{{- if .enabled }}
+{{- $janitor := dict "enabled" true "intervalMs" .intervalMs "dryRun" .dryRun }}
+{{- with .defaultTtl }}{{ $_ := set $janitor "defaultTtl" . }}{{ end }}
+{{- if $.Values.coordination.redis.url }}
+{{- $redis := include "pushguard.coordinationRedisConfig" (dict "root" $ "suffix" "janitor:") | fromJson }}
+{{- $_ := set $janitor "lease" (dict "store" "redis" "redis" $redis) }}
+{{- end }}
+{{- $_ := set $config "janitor" $janitor }}
+{{- end }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/*
+The upstream section, as JSON: the pushgateway Service's URL with one replica; with several, one
+URL per pod plus replication settings, sharing replica state through coordination.redis when set.
+*/}}
+{{- define "pushguard.upstreamConfig" -}}
+{{- $upstream := omit .Values.pushguard.config.upstream "replication" }}
+{{- if include "pushguard.pushgateway.replicated" . }}
+{{- $_ := set $upstream "urls" (include "pushguard.upstreamUrls" . | fromJson).list }}
+{{- $replication := deepCopy .Values.pushguard.config.upstream.replication }}
+{{- if .Values.coordination.redis.url }}
+{{- $_ := set $replication "redis" (include "pushguard.coordinationRedisConfig" (dict "root" . "suffix" "replication:") | fromJson) }}
+{{- end }}
+{{- $_ := set $upstream "replication" $replication }}
+{{- else }}
+{{- $_ := set $upstream "url" (include "pushguard.upstreamUrl" .) }}
+{{- end }}
+{{- toJson $upstream }}
 {{- end }}

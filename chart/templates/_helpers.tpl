@@ -174,9 +174,68 @@ nor apiServer is verified in cluster, through the API server with the pod's own 
 {{- if .Values.pushgateway.persistence.enabled }}{{ .Values.pushgateway.persistence.file }}{{ end }}
 {{- end }}
 
-{{/* In-cluster URL of the pushgateway Service: pushguard's upstream. */}}
+{{/* In-cluster URL of the pushgateway Service: pushguard's upstream with one pushgateway replica. */}}
 {{- define "pushguard.upstreamUrl" -}}
 {{- printf "http://%s.%s.svc:9091" (include "pushguard.pushgateway.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/* "true" when the pushgateway runs several replicas that pushguard keeps identical, else "". */}}
+{{- define "pushguard.pushgateway.replicated" -}}
+{{- if gt (int .Values.pushgateway.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/* Name of the pushgateway's headless Service, the StatefulSet's serviceName: one DNS name per pod. */}}
+{{- define "pushguard.pushgateway.headlessName" -}}
+{{- printf "%s-headless" (include "pushguard.pushgateway.fullname" .) }}
+{{- end }}
+
+{{/* One upstream URL per pushgateway pod (`<pod>.<headless Service>.<namespace>.svc`), as JSON {"list": [...]}. */}}
+{{- define "pushguard.upstreamUrls" -}}
+{{- $statefulSet := include "pushguard.pushgateway.fullname" . }}
+{{- $headless := include "pushguard.pushgateway.headlessName" . }}
+{{- $list := list }}
+{{- range $i := until (int .Values.pushgateway.replicaCount) }}
+{{- $list = append $list (printf "http://%s-%d.%s.%s.svc:9091" $statefulSet $i $headless $.Release.Namespace) }}
+{{- end }}
+{{- dict "list" $list | toJson }}
+{{- end }}
+
+{{/* "true" when more than one pushguard pod may run (pushguard.replicaCount above 1, or autoscaling), else "". */}}
+{{- define "pushguard.severalReplicas" -}}
+{{- if or .Values.pushguard.autoscaling.enabled (gt (int .Values.pushguard.replicaCount) 1) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when coordination.redis is set and used (replica state, or the janitor's lease), else "". */}}
+{{- define "pushguard.usesCoordinationRedis" -}}
+{{- if and .Values.coordination.redis.url (or (include "pushguard.pushgateway.replicated" .) .Values.janitor.enabled) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when pushguard talks to any Redis (shared rate limits or coordination), so it needs egress to it, else "". */}}
+{{- define "pushguard.usesRedis" -}}
+{{- if or (and .Values.rateLimit.enabled (eq .Values.rateLimit.store "redis")) (include "pushguard.usesCoordinationRedis" .) }}true{{ end }}
+{{- end }}
+
+{{/* Where the coordination Redis password Secret is mounted. */}}
+{{- define "pushguard.coordinationRedisPasswordDir" -}}/etc/pushguard/coordination-redis{{- end }}
+
+{{/*
+coordination.redis as pushguard's config takes it, for one user (dict "root" $ "suffix" "janitor:"),
+as JSON. The default key prefix names the release, so releases sharing a Redis never share a lease.
+*/}}
+{{- define "pushguard.coordinationRedisConfig" -}}
+{{- $root := .root }}
+{{- $redis := $root.Values.coordination.redis }}
+{{- $prefix := $redis.keyPrefix | default (printf "pushguard:%s:%s:" $root.Release.Namespace (include "pushguard.fullname" $root) | trunc 116) }}
+{{- $config := dict "url" $redis.url "keyPrefix" (printf "%s%s" $prefix .suffix) }}
+{{- if $redis.passwordSecret.name }}
+{{- $_ := set $config "passwordFile" (printf "%s/password" (include "pushguard.coordinationRedisPasswordDir" $root)) }}
+{{- end }}
+{{- toJson $config }}
+{{- end }}
+
+{{/* "true" when Prometheus reads the pushed groups through pushguard (a ScrapeConfig), else "". */}}
+{{- define "pushguard.scrapesThroughPushguard" -}}
+{{- if and .Values.serviceMonitor.enabled (include "pushguard.pushgateway.replicated" .) }}true{{ end }}
 {{- end }}
 
 {{/* In-cluster URL of pushguard's API Service. */}}

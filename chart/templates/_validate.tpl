@@ -65,6 +65,22 @@ runs them.
 {{- if and (or (has "push" $team.actions) (has "delete" $team.actions)) (empty (get $team "jobs")) }}
 {{- $errors = append $errors (printf "teams[%d] (%s): push and delete need at least one pattern in teams[%d].jobs" $i $team.name $i) }}
 {{- end }}
+{{- if get $team "ttl" }}
+{{- if not (has "push" $team.actions) }}
+{{- $errors = append $errors (printf "teams[%d] (%s): teams[%d].ttl applies to groups the team pushes, and it may not push" $i $team.name $i) }}
+{{- else if not $v.janitor.enabled }}
+{{- $errors = append $errors (printf "teams[%d] (%s): teams[%d].ttl has no effect unless janitor.enabled is true" $i $team.name $i) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Stale-group expiry */}}
+{{- if $v.janitor.enabled }}
+{{- $ttls := list }}
+{{- range $v.teams }}{{ with get . "ttl" }}{{ $ttls = append $ttls . }}{{ end }}{{ end }}
+{{- if and (not $v.janitor.defaultTtl) (empty $ttls) }}
+{{- $errors = append $errors "janitor.enabled is true but nothing could ever expire: set janitor.defaultTtl or a ttl on a team (teams[].ttl)" }}
+{{- end }}
 {{- end }}
 
 {{- /* Rate limits */}}
@@ -118,6 +134,32 @@ runs them.
 
 {{- /* pushgateway */}}
 {{- $g := $v.pushgateway }}
+{{- if include "pushguard.pushgateway.replicated" . }}
+{{- if and (include "pushguard.severalReplicas" .) (not $v.coordination.redis.url) }}
+{{- $errors = append $errors (printf "pushgateway.replicaCount is %d with several pushguard replicas (pushguard.replicaCount or pushguard.autoscaling): set coordination.redis.url, so every pushguard replica learns which pushgateway replicas missed a write" (int $g.replicaCount)) }}
+{{- end }}
+{{- if include "pushguard.scrapesThroughPushguard" . }}
+{{- $scraper := $v.serviceMonitor.scrapeIdentity }}
+{{- if not $scraper }}
+{{- if not (has "read" $v.anonymous.actions) }}
+{{- $errors = append $errors "serviceMonitor.scrapeIdentity is empty: with pushgateway.replicaCount above 1 Prometheus scrapes through pushguard, so name a static identity (reading a raw token from the Secret) in a team with the read action, or grant anonymous.actions [read]" }}
+{{- end }}
+{{- else }}
+{{- $identity := dict }}
+{{- range $v.identities.static }}{{ if eq .name $scraper }}{{ $identity = . }}{{ end }}{{ end }}
+{{- if empty $identity }}
+{{- $errors = append $errors (printf "serviceMonitor.scrapeIdentity (%q) is not in identities.static" $scraper) }}
+{{- else if or (get $identity "sha256") (eq (get $identity "secretFormat") "sha256") }}
+{{- $errors = append $errors (printf "serviceMonitor.scrapeIdentity (%q) must read a raw token from the Secret (not a sha256): Prometheus sends that token" $scraper) }}
+{{- end }}
+{{- $reads := false }}
+{{- range $v.teams }}{{ if and (has $scraper .members) (has "read" .actions) }}{{ $reads = true }}{{ end }}{{ end }}
+{{- if not $reads }}
+{{- $errors = append $errors (printf "serviceMonitor.scrapeIdentity (%q) is in no team with the read action: add a team such as {name: scrapers, members: [%s], actions: [read]}" $scraper $scraper) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if $g.persistence.enabled }}
 {{- $file := $g.persistence.file }}
 {{- if or (not (isAbs $file)) (eq (dir $file) "/") (hasSuffix "/" $file) }}
@@ -135,7 +177,7 @@ runs them.
 {{- $np := $v.networkPolicy }}
 {{- if $np.enabled }}
 {{- if and (empty $np.prometheus.namespaceSelector) (empty $np.prometheus.podSelector) }}
-{{- $errors = append $errors "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod in the cluster to the pushgateway; select your Prometheus pods" }}
+{{- $errors = append $errors (printf "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod in the cluster to %s; select your Prometheus pods" (ternary "pushguard's read path (pushgateway.replicaCount is above 1)" "the pushgateway" (eq (include "pushguard.pushgateway.replicated" .) "true"))) }}
 {{- end }}
 {{- if and (empty $np.pushguard.allowedNamespaces) (empty $np.pushguard.extraFrom) (not $np.pushguard.clientLabel.enabled) }}
 {{- $errors = append $errors "networkPolicy.pushguard admits no client: set allowedNamespaces, extraFrom or clientLabel.enabled" }}
@@ -151,6 +193,9 @@ runs them.
 {{- end }}
 {{- if and $v.rateLimit.enabled (eq $v.rateLimit.store "redis") (empty $np.pushguard.egress.redis) }}
 {{- $errors = append $errors "rateLimit.store redis needs networkPolicy.pushguard.egress.redis (egress rules reaching Redis) while networkPolicy.enabled is true" }}
+{{- end }}
+{{- if and (include "pushguard.usesCoordinationRedis" .) (empty $np.pushguard.egress.redis) }}
+{{- $errors = append $errors "coordination.redis.url needs networkPolicy.pushguard.egress.redis (egress rules reaching Redis) while networkPolicy.enabled is true" }}
 {{- end }}
 {{- end }}
 

@@ -1,9 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
 import { freePort, type RunningProcess, startProcess, waitForHttp } from "../support/processes.js";
@@ -17,88 +15,45 @@ import {
   PROFILES,
   pushgatewayArgs,
   pushguardConfig,
-  REPO,
   render,
 } from "./helm.js";
+import {
+  ensureBuilt,
+  type LocalRedis,
+  localPushgatewayArgs,
+  localRedisSection,
+  MAIN,
+  PodFiles,
+  startRedisWithPassword,
+  writeTokens,
+} from "./run-rendered.js";
 
 /**
  * The secured profile, run for real: the pushgateway with exactly the rendered arguments and
- * pushguard (built from this checkout) with exactly the rendered config. Only what a pod gets from
- * Kubernetes is rewritten: listen addresses and Service URLs become loopback ports, and mounted
- * files (Secrets, the ServiceAccount token, the volume) become files in a temp directory.
+ * pushguard (built from this checkout) with exactly the rendered config, with only what a pod gets
+ * from Kubernetes rewritten (see run-rendered.ts).
  */
 const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
-const REDIS_BINARY = process.env.REDIS_BINARY ?? "/usr/bin/redis-server";
-const MAIN = join(REPO, "dist/main.js");
 
 let objects: K8sObject[];
 let work: string;
+let files: PodFiles;
 let tokens: Record<string, string>;
 let pushgatewayUrl: string;
 let pushguardUrl: string;
 let metricsUrl: string;
-let dataFile: string;
-let redisPort: number;
-const redisPassword = randomBytes(12).toString("hex");
+let dataFile: string | undefined;
+let redis: LocalRedis;
 const running: RunningProcess[] = [];
-
-/** A path the pod would see, moved into the temp directory. */
-const local = (podPath: string) => join(work, "pod", podPath);
-
-function writeLocal(podPath: string, content: string): void {
-  mkdirSync(join(local(podPath), ".."), { recursive: true });
-  writeFileSync(local(podPath), content);
-}
 
 async function startPushgateway(): Promise<void> {
   const port = await freePort();
   pushgatewayUrl = `http://127.0.0.1:${port}`;
-  const args = pushgatewayArgs(objects).map((arg) => {
-    if (arg.startsWith("--web.listen-address=")) return `--web.listen-address=127.0.0.1:${port}`;
-    if (arg.startsWith("--persistence.file=")) {
-      dataFile = local(arg.slice("--persistence.file=".length));
-      mkdirSync(join(dataFile, ".."), { recursive: true });
-      return `--persistence.file=${dataFile}`;
-    }
-    return arg;
-  });
-  const pushgateway = startProcess(PUSHGATEWAY_BINARY, args);
+  const local = localPushgatewayArgs(pushgatewayArgs(objects), port, files);
+  dataFile = local.dataFile;
+  const pushgateway = startProcess(PUSHGATEWAY_BINARY, local.args);
   running.push(pushgateway);
   await waitForHttp(`${pushgatewayUrl}/-/ready`, pushgateway);
-}
-
-async function startRedisWithPassword(): Promise<void> {
-  redisPort = await freePort();
-  const redis = startProcess(REDIS_BINARY, [
-    "--port",
-    String(redisPort),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    work,
-    "--requirepass",
-    redisPassword,
-  ]);
-  running.push(redis);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (redisCli("PING").stdout.trim() === "PONG") return;
-    await sleep(50);
-  }
-  throw new Error(`redis-server did not start:\n${redis.output()}`);
-}
-
-function redisCli(...args: string[]) {
-  return spawnSync(
-    "redis-cli",
-    ["-p", String(redisPort), "--no-auth-warning", "-a", redisPassword, ...args],
-    {
-      encoding: "utf8",
-    },
-  );
 }
 
 /** The rendered config, with what Kubernetes provides replaced by local equivalents. */
@@ -108,38 +63,18 @@ async function localConfig(): Promise<Loose> {
   pushguardUrl = `http://${config.listen.api}`;
   metricsUrl = `http://${config.listen.metrics}`;
   config.upstream.url = pushgatewayUrl;
-  tokens = {};
-  for (const identity of config.identities.static) {
-    const token = `${identity.name}-${randomBytes(16).toString("hex")}`;
-    tokens[identity.name] = token;
-    if (identity.tokenFile) {
-      writeLocal(identity.tokenFile, `${token}\n`);
-      identity.tokenFile = local(identity.tokenFile);
-    } else if (identity.sha256File) {
-      writeLocal(identity.sha256File, createHash("sha256").update(token).digest("hex"));
-      identity.sha256File = local(identity.sha256File);
-    }
-  }
+  tokens = writeTokens(config, files);
   for (const issuer of config.identities.kubernetes) {
     for (const key of ["caFile", "tokenFile"] as const) {
       if (!issuer[key]) continue;
-      writeLocal(issuer[key], "placeholder: keys are fetched only when a ServiceAccount token arrives\n");
-      issuer[key] = local(issuer[key]);
+      issuer[key] = files.write(
+        issuer[key],
+        "placeholder: keys are fetched only when a ServiceAccount token arrives\n",
+      );
     }
   }
-  if (config.rateLimit?.redis) {
-    config.rateLimit.redis.url = `redis://127.0.0.1:${redisPort}/0`;
-    writeLocal(config.rateLimit.redis.passwordFile, redisPassword);
-    config.rateLimit.redis.passwordFile = local(config.rateLimit.redis.passwordFile);
-  }
+  if (config.rateLimit?.redis) localRedisSection(config.rateLimit.redis, redis, files);
   return config;
-}
-
-function ensureBuilt(): void {
-  if (existsSync(MAIN)) return;
-  const build = spawnSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: REPO, encoding: "utf8" });
-  if (build.status !== 0)
-    throw new Error(`npx tsc -p tsconfig.build.json failed:\n${build.stdout}${build.stderr}`);
 }
 
 async function push(job: string, token?: string, method = "PUT"): Promise<number> {
@@ -157,9 +92,11 @@ async function push(job: string, token?: string, method = "PUT"): Promise<number
 beforeAll(async () => {
   objects = render(helm, PROFILES.secured);
   work = mkdtempSync(join(tmpdir(), "pushguard-chart-"));
+  files = new PodFiles(work);
   ensureBuilt();
   await startPushgateway();
-  await startRedisWithPassword();
+  redis = await startRedisWithPassword(work);
+  running.push(redis.process);
   const configFile = join(work, "config.yaml");
   writeFileSync(configFile, stringifyYaml(await localConfig()));
   const pushguard = startProcess("node", [MAIN, "serve", "--config", configFile]);
@@ -203,7 +140,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     mkdirSync(scratch, { recursive: true });
     const script = (container.args[0] as string)
       .replaceAll("/tmp/", `${scratch}/`)
-      .replaceAll("/etc/pushguard-test/token", local("/etc/pushguard/secrets/helm-test"));
+      .replaceAll("/etc/pushguard-test/token", files.local("/etc/pushguard/secrets/helm-test"));
     const podUrl = new URL(container.env.find((e: { name: string }) => e.name === "PUSH_URL").value);
     const result = spawnSync("sh", ["-ec", script], {
       encoding: "utf8",
@@ -220,14 +157,14 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     for (let i = 0; i < 40; i++) statuses.push(await push("team-b-burst", tokens["team-b-ci"]));
     expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
     expect(statuses).toContain(429);
-    const keys = redisCli("--scan", "--pattern", "pushguard:rl:*").stdout.trim().split("\n");
+    const keys = redis.cli("--scan", "--pattern", "pushguard:rl:*").stdout.trim().split("\n");
     expect(keys.filter(Boolean).length).toBeGreaterThan(0);
   });
 
   it("writes the pushgateway's persistence file where the rendered flag and volume say", async () => {
     const pushgateway = running[0] as RunningProcess;
     await pushgateway.stop();
-    expect(dataFile.startsWith(local("/data/"))).toBe(true);
-    expect(existsSync(dataFile)).toBe(true);
+    expect(dataFile?.startsWith(files.local("/data/"))).toBe(true);
+    expect(existsSync(dataFile as string)).toBe(true);
   });
 });

@@ -31,6 +31,7 @@ export const PROFILES = {
   dev: ["values-dev.yaml"],
   "small-prod": ["values-small-prod.yaml"],
   secured: ["values-secured.yaml"],
+  ha: ["values-ha.yaml"],
 } as const satisfies Record<string, readonly string[]>;
 export type Profile = keyof typeof PROFILES;
 export const PROFILE_NAMES = Object.keys(PROFILES) as Profile[];
@@ -192,6 +193,11 @@ export function find(objects: readonly K8sObject[], kind: string, name = FULLNAM
 
 export const FULLNAME = `${RELEASE}-pushguard`;
 export const PUSHGATEWAY = `${FULLNAME}-pushgateway`;
+export const PUSHGATEWAY_HEADLESS = `${PUSHGATEWAY}-headless`;
+
+/** The DNS name of pushgateway pod `index` behind the headless Service, as pushguard addresses it. */
+export const pushgatewayPodUrl = (index: number) =>
+  `http://${PUSHGATEWAY}-${index}.${PUSHGATEWAY_HEADLESS}.${NAMESPACE}.svc:9091`;
 
 /** pushguard's config file as rendered into its ConfigMap. */
 export function pushguardConfig(objects: readonly K8sObject[]): Loose {

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import { ScrapeConfig } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1/ScrapeConfig";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { StatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -68,6 +69,11 @@ const MODELS: Record<
     model: ServiceMonitor,
     module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor",
     type: "IServiceMonitor",
+  },
+  "monitoring.coreos.com/v1alpha1/ScrapeConfig": {
+    model: ScrapeConfig,
+    module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1/ScrapeConfig",
+    type: "IScrapeConfig",
   },
   "monitoring.coreos.com/v1/PrometheusRule": {
     model: PrometheusRule,

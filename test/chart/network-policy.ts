@@ -88,3 +88,47 @@ export function admits(policies: readonly K8sObject[], destination: Destination,
     }),
   );
 }
+
+/** A pod that opens a connection, by its namespace and labels. */
+export interface Source {
+  readonly namespace: string;
+  readonly labels: Record<string, string>;
+}
+
+/** The pod (with its namespace's labels) and port a connection goes to. */
+export interface Target extends Destination {
+  readonly namespaceLabels?: Record<string, string>;
+}
+
+/**
+ * Whether Kubernetes NetworkPolicy semantics let `source` open a connection to `target`: a pod
+ * selected by no egress policy may reach anything; otherwise some egress rule of a selecting policy
+ * must admit both the peer and the port (a rule without `to` or `ports` admits every peer or port).
+ */
+export function egressAdmits(policies: readonly K8sObject[], source: Source, target: Target): boolean {
+  const selecting = policies.filter(
+    (policy) =>
+      policy.kind === "NetworkPolicy" &&
+      (policy.metadata.namespace ?? source.namespace) === source.namespace &&
+      selects(policy.spec.podSelector ?? {}, source.labels) &&
+      // Without policyTypes, a policy restricts egress only when it has egress rules.
+      (policy.spec.policyTypes ?? (policy.spec.egress ? ["Egress"] : [])).includes("Egress"),
+  );
+  if (selecting.length === 0) return true;
+  const peer: Client = {
+    namespace: target.namespace,
+    labels: target.labels,
+    namespaceLabels: target.namespaceLabels,
+  };
+  return selecting.some((policy) =>
+    (policy.spec.egress ?? []).some((rule: { to?: Peer[]; ports?: Array<{ port?: number | string }> }) => {
+      const peerOk =
+        !rule.to || rule.to.length === 0 || rule.to.some((to) => peerAdmits(to, source.namespace, peer));
+      const portOk =
+        !rule.ports ||
+        rule.ports.length === 0 ||
+        rule.ports.some(({ port }) => port === undefined || port === target.port || port === target.portName);
+      return peerOk && portOk;
+    }),
+  );
+}

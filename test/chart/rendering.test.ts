@@ -11,7 +11,9 @@ import {
   HELMS,
   PROFILES,
   PUSHGATEWAY,
+  PUSHGATEWAY_HEADLESS,
   pushgatewayArgs,
+  pushgatewayPodUrl,
   pushguardConfig,
   REPO,
   render,
@@ -19,9 +21,12 @@ import {
   runHelm,
   VARIANTS,
 } from "./helm.js";
+import { selects } from "./network-policy.js";
 
 const defaultTeam = { name: "default", members: ["default-ci"], jobs: ["*"], actions: ["push", "delete"] };
 const inClusterIssuer = { kubernetes: [{ name: "cluster", audiences: ["pushguard"] }] };
+/** The HA profile with its Redis taken away (to show what needs it). */
+const haWithoutRedis = { coordination: { redis: { url: "" } } };
 
 /** Inconsistent values, each with the message that must name what to fix. */
 const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: string[]; message: RegExp }> = [
@@ -179,9 +184,101 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
   },
   { name: "an unknown value (schema)", values: { pushguard: { replicas: 2 } }, message: /replicas/ },
   {
-    name: "a replicated pushgateway (schema)",
-    values: { pushgateway: { replicaCount: 2 } },
+    name: "replicated pushgateways and two pushguard replicas without Redis",
+    values: haWithoutRedis,
+    files: ["values-ha.yaml"],
+    message:
+      /pushgateway\.replicaCount is 3 with several pushguard replicas \(pushguard\.replicaCount or pushguard\.autoscaling\): set coordination\.redis\.url/,
+  },
+  {
+    name: "replicated pushgateways and autoscaled pushguard without Redis",
+    values: { pushgateway: { replicaCount: 2 }, pushguard: { autoscaling: { enabled: true } } },
+    message:
+      /pushgateway\.replicaCount is 2 with several pushguard replicas .*: set coordination\.redis\.url/,
+  },
+  {
+    name: "scraping replicated pushgateways without a scrape identity",
+    values: { serviceMonitor: { scrapeIdentity: "" } },
+    files: ["values-ha.yaml"],
+    message:
+      /serviceMonitor\.scrapeIdentity is empty: with pushgateway\.replicaCount above 1 Prometheus scrapes through pushguard/,
+  },
+  {
+    name: "a scrape identity that does not exist",
+    values: { serviceMonitor: { scrapeIdentity: "prometheus" } },
+    files: ["values-ha.yaml"],
+    message: /serviceMonitor\.scrapeIdentity \("prometheus"\) is not in identities\.static/,
+  },
+  {
+    name: "a scrape identity that may not read",
+    values: { serviceMonitor: { scrapeIdentity: "team-a-ci" } },
+    files: ["values-ha.yaml"],
+    message:
+      /serviceMonitor\.scrapeIdentity \("team-a-ci"\) is in no team with the read action: add a team such as \{name: scrapers, members: \[team-a-ci\], actions: \[read\]\}/,
+  },
+  {
+    name: "a scrape identity with only a hash",
+    values: {
+      identities: {
+        static: [
+          { name: "team-a-ci" },
+          { name: "team-b-ci" },
+          { name: "helm-test" },
+          { name: "prometheus-scraper", secretFormat: "sha256" },
+        ],
+      },
+      tokens: { values: { "prometheus-scraper": "a".repeat(64) } },
+    },
+    files: ["values-ha.yaml"],
+    message: /serviceMonitor\.scrapeIdentity \("prometheus-scraper"\) must read a raw token from the Secret/,
+  },
+  {
+    name: "shared replica state without egress to Redis",
+    values: { networkPolicy: { pushguard: { egress: { redis: [] } } } },
+    files: ["values-ha.yaml"],
+    message: /coordination\.redis\.url needs networkPolicy\.pushguard\.egress\.redis/,
+  },
+  {
+    name: "a TTL without the janitor",
+    values: { teams: [{ ...defaultTeam, ttl: "36h" }] },
+    message: /teams\[0\] \(default\): teams\[0\]\.ttl has no effect unless janitor\.enabled is true/,
+  },
+  {
+    name: "a TTL on a team that may not push",
+    values: {
+      janitor: { enabled: true, defaultTtl: "7d" },
+      teams: [defaultTeam, { name: "readers", members: ["default-ci"], actions: ["read"], ttl: "1d" }],
+    },
+    message: /teams\[1\] \(readers\): teams\[1\]\.ttl applies to groups the team pushes, and it may not push/,
+  },
+  {
+    name: "a janitor with nothing to expire",
+    values: { janitor: { enabled: true } },
+    message:
+      /janitor\.enabled is true but nothing could ever expire: set janitor\.defaultTtl or a ttl on a team \(teams\[\]\.ttl\)/,
+  },
+  {
+    name: "a janitor lease in Redis without egress to it",
+    values: {
+      janitor: { enabled: true, defaultTtl: "7d" },
+      coordination: { redis: { url: "redis://redis:6379" } },
+    },
+    message: /coordination\.redis\.url needs networkPolicy\.pushguard\.egress\.redis/,
+  },
+  {
+    name: "too many pushgateway replicas (schema)",
+    values: { pushgateway: { replicaCount: 10 } },
     message: /replicaCount/,
+  },
+  {
+    name: "a TTL that is no duration (schema)",
+    values: { janitor: { defaultTtl: "1 week" } },
+    message: /defaultTtl/,
+  },
+  {
+    name: "a coordination Redis URL carrying a password (schema)",
+    values: { coordination: { redis: { url: "redis://:secret@redis:6379" } } },
+    message: /coordination/,
   },
   { name: "an anonymous push (schema)", values: { anonymous: { actions: ["push"] } }, message: /anonymous/ },
   {
@@ -223,6 +320,7 @@ describe("rendering", () => {
     const kinds = render(helm).map((object) => object.kind);
     for (const kind of [
       "ServiceMonitor",
+      "ScrapeConfig",
       "PrometheusRule",
       "PodDisruptionBudget",
       "HorizontalPodAutoscaler",
@@ -352,6 +450,87 @@ describe("rendering", () => {
     });
   });
 
+  it("keeps one pushgateway behind its Service, scraped by a ServiceMonitor that skips the headless Service", () => {
+    const objects = render(helm, ["ci/monitoring-values.yaml"]);
+    expect(find(objects, "StatefulSet", PUSHGATEWAY).spec.replicas).toBe(1);
+    expect(find(objects, "Service", PUSHGATEWAY).spec.type).toBe("ClusterIP");
+    const headless = find(objects, "Service", PUSHGATEWAY_HEADLESS);
+    expect(headless.metadata.labels?.["prometheus.io/service-monitor"]).toBe("false");
+    const selector = find(objects, "ServiceMonitor", PUSHGATEWAY).spec.selector;
+    expect(selector.matchExpressions).toEqual([
+      { key: "prometheus.io/service-monitor", operator: "NotIn", values: ["false"] },
+    ]);
+    expect(selects(selector, headless.metadata.labels ?? {})).toBe(false);
+    expect(selects(selector, find(objects, "Service", PUSHGATEWAY).metadata.labels ?? {})).toBe(true);
+    expect(findAll(objects, "PodDisruptionBudget")).toEqual([]);
+    expect(findAll(objects, "ScrapeConfig")).toEqual([]);
+  });
+
+  it("renders one upstream url per pushgateway replica, never url with them, and replication settings", () => {
+    const objects = render(helm, ["ci/ha-pushgateway-values.yaml"]);
+    const upstream = pushguardConfig(objects).upstream;
+    expect(upstream).toEqual({
+      urls: [pushgatewayPodUrl(0), pushgatewayPodUrl(1)],
+      timeoutMs: 10000,
+      connectTimeoutMs: 2000,
+      connections: 64,
+      replication: {
+        writePolicy: "majority",
+        healthCheckIntervalMs: 2000,
+        bootstrapWaitMs: 5000,
+        redis: { url: "redis://redis.redis.svc:6379/1", keyPrefix: "pg-ci:replication:" },
+      },
+    });
+    const volumes = find(objects, "Deployment").spec.template.spec.volumes.map(
+      (v: { name: string }) => v.name,
+    );
+    expect(volumes).not.toContain("coordination-redis-password");
+    expect(pushgatewayArgs(objects)).toContain("--push.disable-consistency-check");
+    expect(findAll(objects, "Service").map((service) => service.metadata.name)).toEqual([
+      PUSHGATEWAY_HEADLESS,
+      FULLNAME,
+    ]);
+  });
+
+  it("renders the janitor only when enabled, with its lease in Redis when there is one, and team TTLs", () => {
+    expect(pushguardConfig(render(helm)).janitor).toBeUndefined();
+    const config = pushguardConfig(render(helm, ["ci/ha-pushgateway-values.yaml"]));
+    expect(config.janitor).toEqual({
+      enabled: true,
+      intervalMs: 30000,
+      dryRun: true,
+      defaultTtl: "7d",
+      lease: {
+        store: "redis",
+        redis: { url: "redis://redis.redis.svc:6379/1", keyPrefix: "pg-ci:janitor:" },
+      },
+    });
+    expect(config.teams[0].ttl).toBe("36h");
+    const alone = pushguardConfig(
+      render(helm, [], ["--set", "janitor.enabled=true", "--set", "janitor.defaultTtl=1h30m"]),
+    );
+    expect(alone.janitor).toEqual({ enabled: true, intervalMs: 60000, dryRun: false, defaultTtl: "1h30m" });
+    expect(alone.upstream.replication).toBeUndefined();
+  });
+
+  it("scrapes through pushguard without credentials when anonymous callers may read", () => {
+    const scrape = find(render(helm, ["ci/ha-pushgateway-values.yaml"]), "ScrapeConfig", PUSHGATEWAY);
+    expect(scrape.spec.authorization).toBeUndefined();
+    expect(scrape.spec.honorLabels).toBe(true);
+  });
+
+  it("alerts on out-of-sync replicas and a failing janitor only when they exist", () => {
+    const alerts = (files: string[]) =>
+      find(render(helm, files), "PrometheusRule").spec.groups[0].rules.map(
+        (rule: { alert: string }) => rule.alert,
+      );
+    expect(alerts(["ci/ha-pushgateway-values.yaml"])).toEqual(
+      expect.arrayContaining(["PushgatewayReplicaOutOfSync", "PushguardJanitorFailing", "PushgatewayDown"]),
+    );
+    expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushgatewayReplicaOutOfSync");
+    expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushguardJanitorFailing");
+  });
+
   it("labels the dashboard for the Grafana sidecar", () => {
     const dashboard = find(render(helm, ["ci/monitoring-values.yaml"]), "ConfigMap", `${FULLNAME}-dashboard`);
     expect(dashboard.metadata.namespace).toBe("grafana");
@@ -379,6 +558,14 @@ describe("NOTES.txt", () => {
     expect(text).toContain("--labels=pg-pushguard-client=true");
     expect(text).toContain("honor_labels: true");
     expect(text).toContain("WARNING: pushgateway.persistence.enabled is false");
+  });
+
+  it("tells the HA profile how its replicas are written and scraped", () => {
+    const text = notes(PROFILES.ha);
+    expect(text).toContain("The pushgateway runs 3 replicas that pushguard keeps identical");
+    expect(text).toContain("ScrapeConfig pg-pushguard-pushgateway");
+    expect(text).toContain("as identity prometheus-scraper");
+    expect(text).not.toContain("WARNING");
   });
 
   it("shows the secured profile's teams and where its tokens live", () => {

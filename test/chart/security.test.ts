@@ -13,12 +13,14 @@ import {
   PROFILES,
   type Profile,
   PUSHGATEWAY,
+  PUSHGATEWAY_HEADLESS,
   podSpecs,
   pushgatewayArgs,
+  pushgatewayPodUrl,
   pushguardConfig,
   render,
 } from "./helm.js";
-import { admits, type Client, type Destination } from "./network-policy.js";
+import { admits, type Client, type Destination, egressAdmits } from "./network-policy.js";
 
 const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
 
@@ -35,6 +37,7 @@ const PROMISES: Record<
     autoscaling: boolean;
     chartManagedTokens: boolean;
     kubernetesTokens: boolean;
+    pushgatewayReplicas: number;
   }
 > = {
   default: {
@@ -47,6 +50,7 @@ const PROMISES: Record<
     autoscaling: false,
     chartManagedTokens: true,
     kubernetesTokens: false,
+    pushgatewayReplicas: 1,
   },
   dev: {
     networkPolicies: false,
@@ -58,6 +62,7 @@ const PROMISES: Record<
     autoscaling: false,
     chartManagedTokens: true,
     kubernetesTokens: false,
+    pushgatewayReplicas: 1,
   },
   "small-prod": {
     networkPolicies: true,
@@ -69,6 +74,7 @@ const PROMISES: Record<
     autoscaling: false,
     chartManagedTokens: true,
     kubernetesTokens: false,
+    pushgatewayReplicas: 1,
   },
   secured: {
     networkPolicies: true,
@@ -80,6 +86,19 @@ const PROMISES: Record<
     autoscaling: true,
     chartManagedTokens: false,
     kubernetesTokens: true,
+    pushgatewayReplicas: 1,
+  },
+  ha: {
+    networkPolicies: true,
+    persistence: true,
+    serviceMonitors: true,
+    alerts: false,
+    minReplicas: 2,
+    disruptionBudget: true,
+    autoscaling: false,
+    chartManagedTokens: true,
+    kubernetesTokens: false,
+    pushgatewayReplicas: 3,
   },
 };
 
@@ -177,11 +196,18 @@ describe.each(PROFILE_NAMES)("profile %s", (profile) => {
     expect(findAll(objects(), "ClusterRole")).toEqual([]);
   });
 
-  it("runs one pushgateway whose persistence flag and volume come from one value", () => {
+  it("runs the promised pushgateway replicas, each with its own volume from one persistence value", () => {
     const statefulSet = find(objects(), "StatefulSet", PUSHGATEWAY);
-    expect(statefulSet.spec.replicas).toBe(1);
+    expect(statefulSet.spec.replicas).toBe(promise.pushgatewayReplicas);
+    expect(findAll(objects(), "StatefulSet")).toHaveLength(1);
     expect(findAll(objects(), "Deployment").map((d) => d.metadata.name)).toEqual([FULLNAME]);
     const args = pushgatewayArgs(objects());
+    // One pod template: every replica gets the same flags, none derived from the pod's identity.
+    const container = statefulSet.spec.template.spec.containers[0];
+    expect(container.env).toBeUndefined();
+    expect(args.filter((arg) => arg.includes("$("))).toEqual([]);
+    // A volume in the pod template would be one volume shared by every replica.
+    expect(statefulSet.spec.template.spec.volumes ?? []).toEqual([]);
     const file = args.find((arg) => arg.startsWith("--persistence.file="))?.split("=")[1];
     const claims = statefulSet.spec.volumeClaimTemplates ?? [];
     if (promise.persistence) {
@@ -259,7 +285,22 @@ describe.each(PROFILE_NAMES)("profile %s", (profile) => {
     expect(Boolean(hpa)).toBe(promise.autoscaling);
     const replicas = hpa ? hpa.spec.minReplicas : deployment.spec.replicas;
     expect(replicas).toBeGreaterThanOrEqual(promise.minReplicas);
-    expect(findAll(objects(), "PodDisruptionBudget").length).toBe(promise.disruptionBudget ? 1 : 0);
+    const budgets = findAll(objects(), "PodDisruptionBudget");
+    expect(budgets.filter((b) => b.metadata.name === FULLNAME).length).toBe(promise.disruptionBudget ? 1 : 0);
+    // The pushgateway's only with several replicas: a budget on a single pod blocks every drain.
+    const pushgatewayBudgets = budgets.filter((b) => b.metadata.name === PUSHGATEWAY);
+    expect(pushgatewayBudgets.map((b) => b.spec)).toEqual(
+      promise.pushgatewayReplicas > 1
+        ? [
+            {
+              maxUnavailable: 1,
+              selector: {
+                matchLabels: find(objects(), "StatefulSet", PUSHGATEWAY).spec.selector.matchLabels,
+              },
+            },
+          ]
+        : [],
+    );
     if (promise.minReplicas > 1) {
       const spread = deployment.spec.template.spec.topologySpreadConstraints;
       expect(spread.some((c: { topologyKey: string }) => c.topologyKey === "kubernetes.io/hostname")).toBe(
@@ -268,13 +309,28 @@ describe.each(PROFILE_NAMES)("profile %s", (profile) => {
     }
   });
 
-  it("scrapes the pushgateway with honorLabels and pushguard on its metrics port, when promised", () => {
+  it("scrapes the pushed groups once, with honorLabels, and pushguard on its metrics port, when promised", () => {
     const monitors = findAll(objects(), "ServiceMonitor");
-    expect(monitors.length).toBe(promise.serviceMonitors ? 2 : 0);
-    if (promise.serviceMonitors) {
+    const scrapeConfigs = findAll(objects(), "ScrapeConfig");
+    const replicated = promise.pushgatewayReplicas > 1;
+    if (!promise.serviceMonitors) {
+      expect([...monitors, ...scrapeConfigs]).toEqual([]);
+    } else if (replicated) {
+      // Each replica holds every group: scraping them would duplicate every series.
+      expect(monitors.map((m) => m.metadata.name)).toEqual([FULLNAME]);
+      expect(scrapeConfigs.map((c) => c.metadata.name)).toEqual([PUSHGATEWAY]);
+      expect(scrapeConfigs[0]?.spec).toMatchObject({
+        honorLabels: true,
+        metricsPath: "/metrics",
+        staticConfigs: [{ targets: [`${FULLNAME}.${NAMESPACE}.svc:9091`] }],
+      });
+    } else {
+      expect(scrapeConfigs).toEqual([]);
       expect(find(monitors, "ServiceMonitor", PUSHGATEWAY).spec.endpoints).toEqual([
         expect.objectContaining({ port: "http", honorLabels: true }),
       ]);
+    }
+    if (promise.serviceMonitors) {
       expect(find(monitors, "ServiceMonitor", FULLNAME).spec.endpoints).toEqual([
         expect.objectContaining({ port: "metrics" }),
       ]);
@@ -333,6 +389,14 @@ describe.each(PROFILE_NAMES.filter((profile) => PROMISES[profile].networkPolicie
         "the helm test pod",
         { namespace: NAMESPACE, labels: find(objects(), "Pod", `${FULLNAME}-push-test`).metadata.labels },
       ],
+      ...(PROMISES[profile].pushgatewayReplicas > 1
+        ? ([
+            [
+              "Prometheus (it reads the replicas through pushguard)",
+              { namespace: "monitoring", labels: { "app.kubernetes.io/name": "prometheus" } },
+            ],
+          ] as Array<[string, Client]>)
+        : []),
     ];
 
     it("admits pushguard's own pods", () => {
@@ -396,6 +460,166 @@ describe("profile secured: who can reach what", () => {
     expect(volume.secret.secretName).toBe("pushguard-tokens");
     expect(findAll(objects(), "Secret")).toEqual([]);
     expect(deployment.spec.template.metadata.annotations["checksum/tokens"]).toBeUndefined();
+  });
+});
+
+describe("profile ha: replicated pushgateways", () => {
+  const objects = () => render(helm, PROFILES.ha);
+  const statefulSet = () => find(objects(), "StatefulSet", PUSHGATEWAY);
+  const replicas = () => statefulSet().spec.replicas as number;
+  const pushgatewayLabels = () => podLabels(objects(), "StatefulSet", PUSHGATEWAY);
+  const pushguardLabels = () => podLabels(objects(), "Deployment", FULLNAME);
+
+  it("gives every replica a DNS name through a headless Service, and no shared Service", () => {
+    expect(replicas()).toBe(3);
+    expect(statefulSet().spec.serviceName).toBe(PUSHGATEWAY_HEADLESS);
+    expect(statefulSet().spec.podManagementPolicy).toBe("Parallel");
+    const headless = find(objects(), "Service", PUSHGATEWAY_HEADLESS);
+    expect(headless.spec).toEqual({
+      clusterIP: "None",
+      publishNotReadyAddresses: false,
+      selector: statefulSet().spec.selector.matchLabels,
+      ports: [{ name: "http", port: 9091, targetPort: "http", protocol: "TCP" }],
+    });
+    // Only the headless Service selects the replicas: nothing can spread requests over them.
+    const services = findAll(objects(), "Service").filter((service) =>
+      Object.entries(service.spec.selector ?? {}).every(([key, value]) => pushgatewayLabels()[key] === value),
+    );
+    expect(services.map((service) => service.metadata.name)).toEqual([PUSHGATEWAY_HEADLESS]);
+  });
+
+  it("gives every replica its own volume and spreads them over nodes", () => {
+    const claims = statefulSet().spec.volumeClaimTemplates;
+    expect(claims.map((claim: K8sObject) => [claim.metadata.name, claim.spec.accessModes])).toEqual([
+      ["data", ["ReadWriteOnce"]],
+    ]);
+    expect(statefulSet().spec.template.spec.volumes).toBeUndefined();
+    expect(statefulSet().spec.template.spec.topologySpreadConstraints).toContainEqual({
+      maxSkew: 1,
+      topologyKey: "kubernetes.io/hostname",
+      whenUnsatisfiable: "DoNotSchedule",
+      labelSelector: { matchLabels: statefulSet().spec.selector.matchLabels },
+    });
+  });
+
+  it("points pushguard at every replica by name, with shared replica state in Redis", () => {
+    const config = pushguardConfig(objects());
+    expect(config.upstream.url).toBeUndefined();
+    expect(config.upstream.dns).toBeUndefined();
+    expect(config.upstream.urls).toEqual(
+      Array.from({ length: replicas() }, (_, index) => pushgatewayPodUrl(index)),
+    );
+    expect(config.upstream.replication).toEqual({
+      writePolicy: "allInSync",
+      healthCheckIntervalMs: 1000,
+      bootstrapWaitMs: 10000,
+      redis: {
+        url: "redis://pushguard-redis.monitoring.svc:6379/0",
+        keyPrefix: `pushguard:${NAMESPACE}:${FULLNAME}:replication:`,
+        passwordFile: "/etc/pushguard/coordination-redis/password",
+      },
+    });
+    const spec = find(objects(), "Deployment").spec.template.spec;
+    expect(
+      spec.volumes.find((v: { name: string }) => v.name === "coordination-redis-password").secret,
+    ).toEqual({
+      secretName: "pushguard-redis",
+      defaultMode: 0o440,
+      items: [{ key: "password", path: "password" }],
+    });
+  });
+
+  it("lets Prometheus read the groups only through pushguard, as a read-only identity", () => {
+    const scrape = find(objects(), "ScrapeConfig", PUSHGATEWAY);
+    expect(scrape.spec.authorization).toEqual({
+      type: "Bearer",
+      credentials: { name: `${FULLNAME}-tokens`, key: "prometheus-scraper" },
+    });
+    expect(find(objects(), "Secret", `${FULLNAME}-tokens`).data["prometheus-scraper"]).toBeDefined();
+    const grants = pushguardConfig(objects())
+      .teams.filter((team: { members: string[] }) => team.members.includes("prometheus-scraper"))
+      .flatMap((team: { actions: string[] }) => team.actions);
+    expect(grants).toEqual(["read"]);
+    // Same job, namespace and service labels as the single pushgateway's ServiceMonitor gives.
+    expect(scrape.spec.jobName).toBe(PUSHGATEWAY);
+    expect(scrape.spec.staticConfigs[0].labels).toEqual({ namespace: NAMESPACE, service: PUSHGATEWAY });
+    expect(findAll(objects(), "ServiceMonitor").map((monitor) => monitor.metadata.name)).toEqual([FULLNAME]);
+  });
+
+  const prometheus = { "app.kubernetes.io/name": "prometheus" };
+  const reach: Array<[string, () => Client, boolean, boolean, boolean]> = [
+    // who                                                      pushgateway pushguard-api metrics
+    ["pushguard's pods", () => ({ namespace: NAMESPACE, labels: pushguardLabels() }), true, false, false],
+    ["Prometheus in monitoring", () => ({ namespace: "monitoring", labels: prometheus }), false, true, true],
+    [
+      "a Prometheus-labelled pod elsewhere",
+      () => ({ namespace: "team-a", labels: prometheus }),
+      false,
+      false,
+      false,
+    ],
+    [
+      "a labelled client",
+      () => ({ namespace: "team-a", labels: { [`${FULLNAME}-client`]: "true" } }),
+      false,
+      true,
+      false,
+    ],
+    [
+      "another pushgateway replica",
+      () => ({ namespace: NAMESPACE, labels: pushgatewayLabels() }),
+      false,
+      false,
+      false,
+    ],
+    ["an unlabelled pod in the release namespace", () => ({ namespace: NAMESPACE }), false, false, false],
+  ];
+
+  it.each(reach)("ingress: %s", (_who, from, pushgateway, api, metrics) => {
+    const at = (labels: Record<string, string>, port: number, portName: string): Destination => ({
+      namespace: NAMESPACE,
+      labels,
+      port,
+      portName,
+    });
+    expect({
+      pushgateway: admits(objects(), at(pushgatewayLabels(), 9091, "http"), from()),
+      api: admits(objects(), at(pushguardLabels(), 9091, "http"), from()),
+      metrics: admits(objects(), at(pushguardLabels(), 9092, "metrics"), from()),
+    }).toEqual({ pushgateway, api, metrics });
+  });
+
+  it("egress: pushguard reaches every replica on 9091 and Redis, and the replicas reach nothing", () => {
+    const pushguard = { namespace: NAMESPACE, labels: pushguardLabels() };
+    for (let index = 0; index < replicas(); index++) {
+      const pod = {
+        namespace: NAMESPACE,
+        labels: { ...pushgatewayLabels(), "statefulset.kubernetes.io/pod-name": `${PUSHGATEWAY}-${index}` },
+      };
+      expect(
+        egressAdmits(objects(), pushguard, { ...pod, port: 9091, portName: "http" }),
+        `pod ${index}`,
+      ).toBe(true);
+      expect(egressAdmits(objects(), pushguard, { ...pod, port: 9090, portName: "other" })).toBe(false);
+      expect(
+        egressAdmits(objects(), pod, {
+          namespace: NAMESPACE,
+          labels: pushguardLabels(),
+          port: 9091,
+          portName: "http",
+        }),
+      ).toBe(false);
+    }
+    const redis = { namespace: NAMESPACE, labels: { "app.kubernetes.io/name": "redis" } };
+    expect(egressAdmits(objects(), pushguard, { ...redis, port: 6379, portName: "redis" })).toBe(true);
+    expect(
+      egressAdmits(objects(), pushguard, {
+        namespace: "elsewhere",
+        labels: {},
+        port: 9091,
+        portName: "http",
+      }),
+    ).toBe(false);
   });
 });
 
