@@ -70,9 +70,9 @@ pushgateway-health:
 	$(K) get pods -l app.kubernetes.io/instance=$(RELEASE) -o wide
 	@$(call with-pushguard,printf 'healthz: '; $(CURL) -sS http://127.0.0.1:$(LOCAL_METRICS_PORT)/healthz; echo; printf 'readyz: '; $(CURL) -sS http://127.0.0.1:$(LOCAL_METRICS_PORT)/readyz; echo)
 
-## Show the pushgateway's logs (TAIL lines).
+## Show the logs of every pushgateway replica (TAIL lines each).
 pushgateway-logs:
-	$(K) logs statefulset/$(PUSHGATEWAY) -c pushgateway --tail=$(TAIL)
+	$(K) logs -l app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=pushgateway -c pushgateway --prefix --tail=$(TAIL)
 
 ## Show the logs of every pushguard replica (TAIL lines each), including the audit lines.
 pushguard-logs:
