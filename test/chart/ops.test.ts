@@ -55,7 +55,9 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
     ],
   },
   "pushgateway-logs": {
-    commands: [/kubectl -n metrics logs statefulset\/batch-pushguard-pushgateway -c pushgateway --tail=200/],
+    commands: [
+      /kubectl -n metrics logs -l app.kubernetes.io\/instance=batch,app.kubernetes.io\/component=pushgateway -c pushgateway --prefix --tail=200/,
+    ],
   },
   "pushguard-logs": {
     commands: [
@@ -104,13 +106,15 @@ describe("make/ops/pushgateway.mk (make -n)", () => {
   });
 
   it("derives object names from the release name as the chart does", () => {
-    expect(dryRun("pushgateway-logs", { RELEASE: "pushguard" }).commands).toMatch(
-      /statefulset\/pushguard-pushgateway /,
+    expect(dryRun("pushgateway-restart", { RELEASE: "pushguard" }).commands).toMatch(
+      /statefulset\/pushguard-pushgateway$/m,
     );
-    expect(dryRun("pushgateway-logs", { RELEASE: "my-pushguard-prod" }).commands).toMatch(
-      /statefulset\/my-pushguard-prod-pushgateway /,
+    expect(dryRun("pushgateway-restart", { RELEASE: "my-pushguard-prod" }).commands).toMatch(
+      /statefulset\/my-pushguard-prod-pushgateway$/m,
     );
-    expect(dryRun("pushgateway-logs", { FULLNAME: "pg" }).commands).toMatch(/statefulset\/pg-pushgateway /);
+    expect(dryRun("pushgateway-restart", { FULLNAME: "pg" }).commands).toMatch(
+      /statefulset\/pg-pushgateway$/m,
+    );
   });
 
   it.each([
