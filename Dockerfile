@@ -41,5 +41,5 @@ COPY package.json ./
 USER 10001:10001
 # 9091: the push API (the Pushgateway's port); 9092: /metrics, /healthz, /readyz.
 EXPOSE 9091 9092
-ENTRYPOINT ["node", "/app/dist/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/dist/main.js"]
 CMD ["serve", "--config", "/etc/pushguard/config/config.yaml"]

@@ -182,7 +182,12 @@ log: { level: info }
 `;
 }
 
-async function startPushguard(name, config, { nodeArgs = [] } = {}) {
+/** The Node flags pushguard's own bin runs with (its `#!/usr/bin/env -S node ...` line). */
+const BIN_NODE_ARGS = (readFileSync(MAIN, "utf8").split("\n", 1)[0].match(/^#!\/usr\/bin\/env -S node (.*)$/)?.[1] ?? "")
+  .split(" ")
+  .filter(Boolean);
+
+async function startPushguard(name, config, { nodeArgs = BIN_NODE_ARGS } = {}) {
   const api = `127.0.0.1:${await freePort()}`;
   const metrics = `127.0.0.1:${await freePort()}`;
   const file = join(work, `${name}.yaml`);
@@ -450,7 +455,7 @@ async function profileRun(name, pushgateway, auth) {
     `pushguard-profiled-${name}`,
     (api, metrics) => benchConfig(pushgateway.url, api, metrics),
     {
-      nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir],
+      nodeArgs: [...BIN_NODE_ARGS, "--cpu-prof", "--cpu-prof-dir", dir],
     },
   );
   const env = { BENCH_AUTH: auth };

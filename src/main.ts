@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// The flag above (also in the Dockerfile and `npm start`) caps V8's young generation at 4 MiB per
+// semi-space: ~25 MiB less resident memory for ~3% of throughput (see README, Performance).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { explain } from "./cli/explain.js";

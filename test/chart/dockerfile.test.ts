@@ -206,8 +206,18 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
   });
 
   it("starts `node /app/dist/main.js` and accepts the secured profile's rendered config", () => {
-    expect(entrypoint.slice(0, 2)).toEqual(["node", "/app/dist/main.js"]);
-    expect(entrypoint.slice(2)).toEqual(["serve", "--config", "/etc/pushguard/config/config.yaml"]);
+    // node, its flags (the same as the bin's shebang), the entry point, then the default command.
+    const mainIndex = entrypoint.indexOf("/app/dist/main.js");
+    expect(entrypoint[0]).toBe("node");
+    const nodeFlags = entrypoint.slice(1, mainIndex);
+    expect(nodeFlags.every((flag) => flag.startsWith("--"))).toBe(true);
+    const shebang = readFileSync(join(finalRoot, "app/dist/main.js"), "utf8").split("\n", 1)[0];
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${nodeFlags.join(" ")}`.trimEnd());
+    expect(entrypoint.slice(mainIndex + 1)).toEqual([
+      "serve",
+      "--config",
+      "/etc/pushguard/config/config.yaml",
+    ]);
     const config = pushguardConfig(render(HELMS[1], PROFILES.secured));
     // Mounted files become local ones; check must be able to read and hash every secret.
     const files = join(work, "mounted");
@@ -230,12 +240,15 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
       config.rateLimit.redis.passwordFile = relocate(config.rateLimit.redis.passwordFile, "password");
     }
     const configFile = relocate("/etc/pushguard/config/config.yaml", stringifyYaml(config));
-    const [node, main] = entrypoint as [string, string];
-    const result = spawnSync(node, [join(finalRoot, main), "check", "--config", configFile], {
-      cwd: join(finalRoot, "app"),
-      encoding: "utf8",
-      env: { PATH: process.env.PATH, NODE_ENV: "production" },
-    });
+    const result = spawnSync(
+      "node",
+      [...nodeFlags, join(finalRoot, "/app/dist/main.js"), "check", "--config", configFile],
+      {
+        cwd: join(finalRoot, "app"),
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, NODE_ENV: "production" },
+      },
+    );
     expect(result.stderr).toBe("");
     expect(result.stdout).toContain("is valid");
     expect(result.status).toBe(0);
