@@ -183,7 +183,11 @@ log: { level: info }
 }
 
 /** The Node flags pushguard's own bin runs with (its `#!/usr/bin/env -S node ...` line). */
-const BIN_NODE_ARGS = (readFileSync(MAIN, "utf8").split("\n", 1)[0].match(/^#!\/usr\/bin\/env -S node (.*)$/)?.[1] ?? "")
+const BIN_NODE_ARGS = (
+  readFileSync(MAIN, "utf8")
+    .split("\n", 1)[0]
+    .match(/^#!\/usr\/bin\/env -S node (.*)$/)?.[1] ?? ""
+)
   .split(" ")
   .filter(Boolean);
 
