@@ -14,7 +14,7 @@ import { describeGroupingKey } from "./pushgateway/grouping-key.js";
 import type { LimitAuthFailures } from "./ratelimit/auth-failures.js";
 import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
-import type { UpstreamResponse } from "./upstream/forward.js";
+import { toProblem, type UpstreamResponse } from "./upstream/forward.js";
 import type { Gateway } from "./upstream/gateway.js";
 
 export interface PipelineStages {
@@ -94,13 +94,15 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         headers: incoming.headers,
         body: body?.bytes,
         bodyDecoded: body?.decompressed,
-        clientAddress: incoming.socket.remoteAddress,
+        // The client as established above: the socket peer, or behind a trusted proxy its X-Forwarded-For.
+        clientAddress,
         requestId,
-        signal: operation.action === "read" ? abortOnClientGone(incoming) : undefined,
+        signal: operation.action === "read" ? abortOnClientGone(c.env.outgoing) : undefined,
       });
       status = response.status;
       for (const [name, value] of Object.entries(rateLimitHeaders)) response.headers.set(name, value);
       const result = await toClientResponse(response, operation, requestId);
+      if (body === undefined && !drainable(incoming.headers)) result.headers.set("connection", "close");
       metrics.upstreamDuration.observe(
         { action: operation.action },
         (performance.now() - upstreamStarted) / 1000,
@@ -165,18 +167,17 @@ async function toClientResponse(
   requestId: string,
 ): Promise<Response> {
   response.headers.set("x-request-id", requestId);
-  if (operation.method === "HEAD") {
-    for await (const _ of response.body) {
-      // drain
-    }
-    return new Response(null, { status: response.status, headers: response.headers });
-  }
-  if (operation.action === "read") {
+  if (operation.action === "read" && operation.method !== "HEAD") {
     return new Response(toWebStream(response.body), { status: response.status, headers: response.headers });
   }
-  // Write answers are tiny (usually empty); buffering them keeps the hot path simple.
+  // Write (and HEAD) answers are tiny, usually empty; buffering them keeps the hot path simple.
   const chunks: Buffer[] = [];
-  for await (const chunk of response.body) chunks.push(chunk);
+  try {
+    for await (const chunk of response.body) chunks.push(chunk);
+  } catch (error) {
+    throw toProblem(error);
+  }
+  if (operation.method === "HEAD") return new Response(null, { status: response.status, headers: response.headers });
   const bytes = Buffer.concat(chunks);
   const nullBody = response.status === 204 || response.status === 304;
   return new Response(nullBody ? null : bytes, { status: response.status, headers: response.headers });
@@ -215,9 +216,15 @@ async function waitForSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoin
   return slots.acquire(gone.signal).finally(() => outgoing.off("close", abandon));
 }
 
-function abortOnClientGone(incoming: HttpBindings["incoming"]): AbortSignal {
+/**
+ * Aborts a streamed read when the client goes away before its response is finished. Listening
+ * on the response (not the keep-alive socket) means nothing is left behind once it completes.
+ */
+function abortOnClientGone(outgoing: HttpBindings["outgoing"]): AbortSignal {
   const controller = new AbortController();
-  incoming.socket.once("close", () => controller.abort());
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) controller.abort();
+  });
   return controller.signal;
 }
 

@@ -46,7 +46,7 @@ export function createKeySource(options: KeySourceOptions, fetchImpl?: FetchLike
       timeoutDuration: options.timeoutMs,
       [customFetch]: (url: string, init: RequestInit) =>
         doFetch(url, {
-          headers: withBearer(init.headers, options),
+          headers: withBearer(url, init.headers, options),
           signal: init.signal as AbortSignal,
           // jose asks not to follow redirects: a JWKS that moves is a configuration change.
           redirect: init.redirect === "manual" ? "manual" : undefined,
@@ -82,8 +82,9 @@ export function createKeySource(options: KeySourceOptions, fetchImpl?: FetchLike
 
 async function discoverJwksUri(options: KeySourceOptions, doFetch: FetchLike): Promise<string> {
   const base = (options.discoveryUrl ?? options.issuer).replace(/\/+$/, "");
-  const response = await doFetch(`${base}/.well-known/openid-configuration`, {
-    headers: withBearer(undefined, options),
+  const url = `${base}/.well-known/openid-configuration`;
+  const response = await doFetch(url, {
+    headers: withBearer(url, undefined, options),
     signal: AbortSignal.timeout(options.timeoutMs),
   });
   if (!response.ok) throw new Error(`discovery for ${options.issuer} answered ${response.status}`);
@@ -141,11 +142,17 @@ function keepLastKeysWhileDown(remote: RemoteJwks, cooldownMs: number): JWTVerif
 
 type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 
-function withBearer(headers: RequestInit["headers"], options: KeySourceOptions): Record<string, string> {
+/**
+ * The request headers for a discovery or JWKS fetch of `url`. The pod's own token goes only to the
+ * API server named by `discoveryUrl`: an issuer or a `jwks_uri` elsewhere never sees it.
+ */
+function withBearer(url: string, headers: RequestInit["headers"], options: KeySourceOptions): Record<string, string> {
   // jose hands over a Headers instance (accept, user-agent); spreading one would drop them all.
   const result: Record<string, string> = {};
   for (const [name, value] of new Headers(headers)) result[name] = value;
-  if (options.bearerTokenFile) {
+  const toApiServer =
+    options.discoveryUrl !== undefined && new URL(url).origin === new URL(options.discoveryUrl).origin;
+  if (options.bearerTokenFile && toApiServer) {
     // Re-read every time: the kubelet rotates projected tokens in place.
     result.authorization = `Bearer ${readFileSync(options.bearerTokenFile, "utf8").trim()}`;
   }

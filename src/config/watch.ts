@@ -62,21 +62,24 @@ export function watchConfig(options: ConfigWatcherOptions): ConfigWatcher {
 
   const reload = (reason: string) => {
     let next: Config;
+    let nextFingerprint: string;
     try {
       next = loadConfigFile(options.path, options.env);
+      nextFingerprint = fingerprintOf(next);
+      if (nextFingerprint === fingerprint) {
+        logger.debug({ reason }, "config unchanged");
+        return;
+      }
+      options.apply(next);
     } catch (error) {
+      // Building the new stages can fail too (an unreadable CA file, say): same outcome as an
+      // invalid file, never a crash.
       metrics.configReloads.inc({ result: "failure" });
       metrics.configLastReloadSuccessful.set(0);
       const issues = error instanceof ConfigError ? error.issues : [{ path: "", message: String(error) }];
       logger.error({ reason, issues }, "config reload rejected: the previous config keeps serving");
       return;
     }
-    const nextFingerprint = fingerprintOf(next);
-    if (nextFingerprint === fingerprint) {
-      logger.debug({ reason }, "config unchanged");
-      return;
-    }
-    options.apply(next);
     fingerprint = nextFingerprint;
     metrics.configReloads.inc({ result: "success" });
     metrics.configLastReloadSuccessful.set(1);

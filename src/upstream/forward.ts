@@ -29,9 +29,14 @@ export interface UpstreamResponse {
   readonly body: NodeJS.ReadableStream & AsyncIterable<Buffer>;
 }
 
-/** RFC 9110 §7.6.1 connection-specific fields, plus ones a proxy must not pass on. */
+/**
+ * RFC 9110 §7.6.1 connection-specific fields, plus ones a proxy must not pass on. `expect` is
+ * answered by pushguard's own server (curl sends `Expect: 100-continue` for large bodies) and the
+ * body is complete before anything goes upstream.
+ */
 const HOP_BY_HOP = new Set([
   "connection",
+  "expect",
   "keep-alive",
   "proxy-authenticate",
   "proxy-authorization",
@@ -141,15 +146,22 @@ export function forwardHeaders(request: UpstreamRequest, origin: string): Record
   return headers;
 }
 
-function toProblem(error: unknown, timeoutMs: number): ProblemError {
+/** Maps an upstream failure to its problem; exported for errors met while reading a response body. */
+export function toProblem(error: unknown, timeoutMs?: number): ProblemError {
   const code = (error as { code?: string }).code;
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-    return new ProblemError("ERR_UPSTREAM_TIMEOUT", `the Pushgateway did not answer within ${timeoutMs} ms`, {
+    const within = timeoutMs === undefined ? "in time" : `within ${timeoutMs} ms`;
+    return new ProblemError("ERR_UPSTREAM_TIMEOUT", `the Pushgateway did not answer ${within}`, {
       cause: error,
       reason: "timeout",
     });
   }
   if (error instanceof ProblemError) return error;
+  // A request undici refuses to build is pushguard's bug, not an unreachable Pushgateway (which
+  // would also mark a replica down).
+  if (code === "UND_ERR_NOT_SUPPORTED" || code === "UND_ERR_INVALID_ARG") {
+    return new ProblemError("ERR_INTERNAL", "the upstream request could not be built", { cause: error, reason: code });
+  }
   return new ProblemError("ERR_UPSTREAM_UNAVAILABLE", "the Pushgateway could not be reached", {
     cause: error,
     reason: code ?? "error",

@@ -63,6 +63,15 @@ describe("allowed writes reach the real Pushgateway", () => {
     expect(jobs).toEqual(["team-a-one", "team-b-two"]);
   });
 
+  it("answers Expect: 100-continue itself and forwards the push without it (curl does this for large bodies)", async () => {
+    const response = await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-expect", {
+      headers: { ...bearer(TEAM_A_TOKEN), expect: "100-continue" },
+      body: BODY,
+    });
+    expect(response.status).toBe(200);
+    expect(await pushgateway.groups()).toEqual([{ job: "team-a-expect" }]);
+  });
+
   it("POST adds families while PUT replaces the group, as upstream semantics say", async () => {
     const path = "/metrics/job/team-a-merge";
     await send(pushguard.apiUrl, "PUT", path, { headers: bearer(TEAM_A_TOKEN), body: "first_metric 1\n" });

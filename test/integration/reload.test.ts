@@ -128,6 +128,23 @@ describe("live reload", () => {
     configVolume.write({ "pushguard.yaml": configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir) });
   });
 
+  it("rejects a valid-looking config whose stages cannot be built, without crashing", async () => {
+    const failuresBefore = await reloadCount("failure");
+    const unbuildable = `${configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir)}
+`.replace(
+      "identities:\n",
+      `identities:
+  kubernetes:
+    - { name: cluster, audiences: [pushguard], apiServer: "https://127.0.0.1:1", caFile: "${workdir}/no-such-ca.crt" }
+`,
+    );
+    configVolume.write({ "pushguard.yaml": unbuildable });
+    await waitFor(async () => (await reloadCount("failure")) > failuresBefore, "the rejected reload");
+    expect(pushguard.child.exitCode).toBeNull();
+    expect((await push("ops-still-served")).status).toBe(200);
+    configVolume.write({ "pushguard.yaml": configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir) });
+  });
+
   it("picks up a rotated token from the Secret volume", async () => {
     secretVolume.write({ "team-a-ci": `${TOKEN_A_ROTATED}\n` });
     await waitFor(
