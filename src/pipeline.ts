@@ -177,7 +177,8 @@ async function toClientResponse(
   } catch (error) {
     throw toProblem(error);
   }
-  if (operation.method === "HEAD") return new Response(null, { status: response.status, headers: response.headers });
+  if (operation.method === "HEAD")
+    return new Response(null, { status: response.status, headers: response.headers });
   const bytes = Buffer.concat(chunks);
   const nullBody = response.status === 204 || response.status === 304;
   return new Response(nullBody ? null : bytes, { status: response.status, headers: response.headers });

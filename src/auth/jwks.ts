@@ -146,7 +146,11 @@ type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
  * The request headers for a discovery or JWKS fetch of `url`. The pod's own token goes only to the
  * API server named by `discoveryUrl`: an issuer or a `jwks_uri` elsewhere never sees it.
  */
-function withBearer(url: string, headers: RequestInit["headers"], options: KeySourceOptions): Record<string, string> {
+function withBearer(
+  url: string,
+  headers: RequestInit["headers"],
+  options: KeySourceOptions,
+): Record<string, string> {
   // jose hands over a Headers instance (accept, user-agent); spreading one would drop them all.
   const result: Record<string, string> = {};
   for (const [name, value] of new Headers(headers)) result[name] = value;

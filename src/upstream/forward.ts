@@ -160,7 +160,10 @@ export function toProblem(error: unknown, timeoutMs?: number): ProblemError {
   // A request undici refuses to build is pushguard's bug, not an unreachable Pushgateway (which
   // would also mark a replica down).
   if (code === "UND_ERR_NOT_SUPPORTED" || code === "UND_ERR_INVALID_ARG") {
-    return new ProblemError("ERR_INTERNAL", "the upstream request could not be built", { cause: error, reason: code });
+    return new ProblemError("ERR_INTERNAL", "the upstream request could not be built", {
+      cause: error,
+      reason: code,
+    });
   }
   return new ProblemError("ERR_UPSTREAM_UNAVAILABLE", "the Pushgateway could not be reached", {
     cause: error,
