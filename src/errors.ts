@@ -21,7 +21,6 @@ export const problemCodes = {
   ERR_UPSTREAM_TIMEOUT: 504,
   ERR_OVERLOADED: 503,
   ERR_RATE_LIMIT_STORE: 503,
-  ERR_SHUTTING_DOWN: 503,
   ERR_INTERNAL: 500,
 } as const;
 
@@ -45,7 +44,6 @@ const titles: Record<ProblemCode, string> = {
   ERR_UPSTREAM_TIMEOUT: "Pushgateway timed out",
   ERR_OVERLOADED: "Gateway overloaded",
   ERR_RATE_LIMIT_STORE: "Rate-limit store unavailable",
-  ERR_SHUTTING_DOWN: "Shutting down",
   ERR_INTERNAL: "Internal error",
 };
 

@@ -72,9 +72,6 @@ export const kubernetesIssuer = z.strictObject({
 export type OidcIssuerConfig = z.infer<typeof oidcIssuer>;
 export type KubernetesIssuerConfig = z.infer<typeof kubernetesIssuer>;
 
-/** The claim, label and identity values a pattern may interpolate, e.g. `{namespace}-*`. */
-export const TEMPLATE_VARIABLE = /\{(team|subject|namespace|serviceAccount|claims\.[A-Za-z0-9_.:-]+)\}/g;
-
 /** Anything the template engine (src/policy/template.ts) reads as a placeholder. */
 const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9_.:-]*)\}/g;
 const KNOWN_VARIABLE = /^(team|subject|namespace|serviceAccount|claims\.[A-Za-z0-9_.:-]+)$/;

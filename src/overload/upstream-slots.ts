@@ -24,8 +24,9 @@ interface Waiter {
  * writes through a fixed queue of 1000 and spends O(stored metrics) on each, so past a point more
  * concurrency only adds latency, then lost writes. Beyond the cap a request waits at most
  * `maxQueueWaitMs`, behind at most `maxQueued` others; otherwise it gets
- * `503 ERR_OVERLOADED` with `Retry-After` at once, so memory held by waiting requests (their
- * bodies) stays bounded by (maxConcurrent + maxQueued) × body.maxBytes.
+ * `503 ERR_OVERLOADED` with `Retry-After` at once. Bodies are read (and checked) before a slot is
+ * taken, so a slow client never holds one; the memory of bodies being read is bounded by the
+ * number of open client connections times `body.maxBytes` (plus `maxDecompressedBytes` for gzip).
  */
 export class UpstreamSlots {
   readonly #options: UpstreamSlotsOptions;
@@ -38,7 +39,6 @@ export class UpstreamSlots {
     this.#metrics = metrics;
   }
 
-  /** Waits for a slot. `signal` (the client went away) gives up the place in the queue. */
   /** A slot right away if one is free; `undefined` otherwise (then `acquire` queues). */
   tryAcquire(): Release | undefined {
     if (this.#active >= this.#options.maxConcurrent) return undefined;
@@ -47,6 +47,7 @@ export class UpstreamSlots {
     return this.#release();
   }
 
+  /** Waits for a slot. `signal` (the client went away) gives up the place in the queue. */
   acquire(signal?: AbortSignal): Promise<Release> {
     const free = this.tryAcquire();
     if (free) return Promise.resolve(free);

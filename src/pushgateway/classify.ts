@@ -25,7 +25,6 @@ export type Operation =
   /** `/-/healthy` and `/-/ready`: probes, answered for anyone. */
   | { readonly action: "probe"; readonly method: "GET" | "HEAD"; readonly upstreamPath: string };
 
-export type OperationAction = Operation["action"];
 export type WriteOperation = Extract<Operation, { action: "push" | "delete" }>;
 
 /** Every operation except probes needs one of the configurable actions. */

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { redisPassword } from "../redis-client.js";
 import { FailoverStore } from "./failover-store.js";
 import { MemoryStore } from "./memory-store.js";
 import { RedisStore } from "./redis-store.js";
@@ -39,7 +39,7 @@ export async function createLimitStore(config: LimitStoreConfig, deps: LimitStor
   const redis = new RedisStore(
     {
       url: config.redis.url,
-      password: redisPassword(config.redis, deps.env ?? process.env),
+      password: redisPassword(config.redis, "rateLimit.redis", deps.env ?? process.env),
       keyPrefix: config.redis.keyPrefix,
       timeoutMs: config.redis.timeoutMs,
     },
@@ -69,26 +69,4 @@ export function storeSettings(config: LimitStoreConfig): LimitStoreConfig {
     memory: config.memory,
     redis: config.redis,
   };
-}
-
-function redisPassword(
-  redis: NonNullable<LimitStoreConfig["redis"]>,
-  env: NodeJS.ProcessEnv,
-): string | undefined {
-  if (redis.passwordFile !== undefined) {
-    try {
-      return readFileSync(redis.passwordFile, "utf8").replace(/[\r\n]+$/, "");
-    } catch (error) {
-      throw new Error(
-        `rateLimit.redis.passwordFile: cannot read ${redis.passwordFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
-      );
-    }
-  }
-  if (redis.passwordEnv !== undefined) {
-    const value = env[redis.passwordEnv];
-    if (!value)
-      throw new Error(`rateLimit.redis.passwordEnv: environment variable ${redis.passwordEnv} is not set`);
-    return value;
-  }
-  return undefined;
 }

@@ -1,10 +1,10 @@
 import type { Config } from "../config/load.js";
 import type { Logger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { redisPassword } from "../redis-client.js";
 import { Upstream } from "./forward.js";
 import { type Gateway, SingleGateway } from "./gateway.js";
 import { GroupLocks } from "./group-locks.js";
-import { redisPassword } from "./redis-password.js";
 import { type ResolveHost, resolveReplicas, resolveWithSystem } from "./replica-discovery.js";
 import { ReplicatedUpstream } from "./replicated.js";
 import { RedisMisses } from "./replication-state.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "../observability/logger.js";
-import { type PushedGroup, renderGroup } from "./groups.js";
+import { type PushedGroup, renderGroup, UnsupportedGroupError } from "./groups.js";
 import type { Replica } from "./replica.js";
 
 export interface RepairOptions {
@@ -55,8 +55,20 @@ export async function repairReplica(
     const stale: Array<{ path: string; desired: PushedGroup | undefined }> = [];
     for (const path of new Set([...before.keys(), ...current.keys(), ...after.keys()])) {
       if (refused.has(path)) continue;
-      const have = content(current.get(path));
-      if (have === content(before.get(path)) || have === content(after.get(path))) continue;
+      try {
+        const have = content(current.get(path));
+        if (have === content(before.get(path)) || have === content(after.get(path))) continue;
+      } catch (error) {
+        // One group the text format cannot carry (a native or gauge histogram pushed as protobuf)
+        // must not stop the repair of every other group.
+        if (!(error instanceof UnsupportedGroupError)) throw error;
+        refused.add(path);
+        options.logger.warn(
+          { replica: target.url, group: path, reason: error.message },
+          "repair skipped a group the text format cannot carry",
+        );
+        continue;
+      }
       stale.push({ path, desired: after.get(path) });
     }
     if (stale.length === 0) return { rounds: round, copied, skipped: refused.size };

@@ -319,7 +319,9 @@ export class ReplicatedUpstream implements Gateway {
   #schedule(): void {
     if (this.#closed) return;
     this.#timer = setTimeout(() => {
-      void this.#healthRound().finally(() => this.#schedule());
+      void this.#healthRound()
+        .catch((error: unknown) => this.#options.logger.error({ err: error }, "replica health round failed"))
+        .finally(() => this.#schedule());
     }, this.#options.replication.healthCheckIntervalMs);
     this.#timer.unref();
   }
