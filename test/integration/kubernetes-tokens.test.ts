@@ -361,3 +361,132 @@ describe("when the API server cannot vouch for its keys", () => {
     }
   });
 });
+
+/** A kubernetes issuer with only the settings under test; `apiServer`/`jwksUri` only when given. */
+function scopedConfig(
+  upstreamUrl: string,
+  settings: { issuer: string; apiServer?: string; jwksUri?: string; tokenFile: string },
+) {
+  return `
+listen: { api: "127.0.0.1:0", metrics: "127.0.0.1:0" }
+upstream: { url: "${upstreamUrl}" }
+identities:
+  kubernetes:
+    - name: cluster
+      issuer: "${settings.issuer}"
+      audiences: [pushguard]
+${settings.apiServer ? `      apiServer: "${settings.apiServer}"\n` : ""}${settings.jwksUri ? `      jwksUri: "${settings.jwksUri}"\n` : ""}      tokenFile: "${settings.tokenFile}"
+      jwks: { cooldownMs: 0 }
+teams:
+  - name: namespaces
+    members: [{ issuer: cluster, namespace: "*" }]
+    jobs: ["{namespace}-*"]
+    actions: [push]
+`;
+}
+
+/** Discovery and JWKS requests a local server received. */
+const keyRequests = (server: LocalIssuer) =>
+  server.requests.filter((request) => [DISCOVERY_PATH, JWKS_PATH].includes(request.path));
+
+describe("pushguard's own ServiceAccount token goes to the API server only", () => {
+  it.each([
+    { name: "discovery at the issuer URL", explicitJwksUri: false, fetched: [DISCOVERY_PATH, JWKS_PATH] },
+    { name: "an explicit jwksUri", explicitJwksUri: true, fetched: [JWKS_PATH] },
+  ])(
+    "without apiServer ($name), the issuer never sees tokenFile's token",
+    async ({ explicitJwksUri, fetched }) => {
+      // A public issuer (EKS, GKE, a self-hosted discovery bucket): keys need no credentials.
+      const publicIssuer = await startJwtIssuer({ keys: [generateSigningKey("public-key-1")] });
+      const guard = await startPushguard(
+        scopedConfig(pushgateway.url, {
+          issuer: publicIssuer.url,
+          jwksUri: explicitJwksUri ? `${publicIssuer.url}${JWKS_PATH}` : undefined,
+          tokenFile,
+        }),
+        {},
+      );
+      try {
+        const token = await publicIssuer.serviceAccountToken({
+          namespace: "payments",
+          serviceAccount: "reporter",
+        });
+        const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-public", {
+          headers: bearer(token),
+          body: BODY,
+        });
+        expect(response.status).toBe(200);
+        expect(await pushgateway.groups()).toEqual([{ job: "payments-public" }]);
+        expect(keyRequests(publicIssuer).map((request) => request.path)).toEqual(fetched);
+        expect(publicIssuer.requests.map((request) => request.authorization)).toEqual(
+          publicIssuer.requests.map(() => undefined),
+        );
+      } finally {
+        await guard.close();
+        await publicIssuer.close();
+      }
+    },
+  );
+
+  it("with apiServer, a jwks_uri advertised on another origin is fetched from the API server instead", async () => {
+    // The API server advertises its external host (another origin here: same address, other port).
+    const external = await startJwtIssuer();
+    const keys = [generateSigningKey("sa-external-1")];
+    const cluster = await startJwtIssuer({ issuer: external.url, keys });
+    cluster.expectedBearer = POD_TOKEN;
+    const guard = await startPushguard(
+      scopedConfig(pushgateway.url, { issuer: external.url, apiServer: cluster.url, tokenFile }),
+      {},
+    );
+    try {
+      const token = await cluster.serviceAccountToken({ namespace: "payments", serviceAccount: "reporter" });
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-external", {
+        headers: bearer(token),
+        body: BODY,
+      });
+      expect(response.status).toBe(200);
+      expect(keyRequests(cluster)).toEqual([
+        { method: "GET", path: DISCOVERY_PATH, authorization: `Bearer ${POD_TOKEN}` },
+        { method: "GET", path: JWKS_PATH, authorization: `Bearer ${POD_TOKEN}` },
+      ]);
+      // The advertised host is never contacted at all, with or without the token.
+      expect(external.requests).toEqual([]);
+    } finally {
+      await guard.close();
+      await cluster.close();
+      await external.close();
+    }
+  });
+
+  it("with apiServer, an explicit jwksUri on another origin gets no token", async () => {
+    const keys = [generateSigningKey("sa-elsewhere-1")];
+    const cluster = await startJwtIssuer({ issuer: CLUSTER_ISSUER, keys });
+    cluster.expectedBearer = POD_TOKEN;
+    // Same address, another port: another origin, so not the API server.
+    const keyHost = await startJwtIssuer({ issuer: CLUSTER_ISSUER, keys });
+    const guard = await startPushguard(
+      scopedConfig(pushgateway.url, {
+        issuer: CLUSTER_ISSUER,
+        apiServer: cluster.url,
+        jwksUri: `${keyHost.url}${JWKS_PATH}`,
+        tokenFile,
+      }),
+      {},
+    );
+    try {
+      const token = await cluster.serviceAccountToken({ namespace: "payments", serviceAccount: "reporter" });
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-elsewhere", {
+        headers: bearer(token),
+        body: BODY,
+      });
+      expect(response.status).toBe(200);
+      expect(keyHost.requests).toEqual([{ method: "GET", path: JWKS_PATH, authorization: undefined }]);
+      // An explicit jwksUri skips discovery: the API server is not asked either.
+      expect(cluster.requests).toEqual([]);
+    } finally {
+      await guard.close();
+      await keyHost.close();
+      await cluster.close();
+    }
+  });
+});

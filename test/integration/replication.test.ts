@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { bearer, send } from "../support/http.js";
 import { freePort, type RunningProcess, startProcess, waitForHttp } from "../support/processes.js";
+import { encodeDelimitedGaugeHistogramFamilies, PROTOBUF_CONTENT_TYPE } from "../support/protobuf.js";
 import { PUSHGATEWAY_BINARY } from "../support/pushgateway.js";
 import {
   ADMIN_TOKEN,
@@ -305,6 +306,73 @@ describe("repair", () => {
     const count = async (replica: Replica) =>
       ((await (await fetch(`${replica.url}/api/v1/metrics`)).json()) as { data: unknown[] }).data.length;
     expect(await count(victim)).toBe(5);
+  });
+
+  it("skips (and warns about) a group the text format cannot carry, and repairs every other group", async () => {
+    const [healthy, , victim] = replicas as [Replica, Replica, Replica];
+    pushguard = await startPushguard(config(urlsOf(replicas)));
+    await waitInSync(pushguard, replicas);
+    // A gauge histogram only travels as protobuf; Pushgateway stores it, the text format has no such type.
+    const gaugeHistogram = encodeDelimitedGaugeHistogramFamilies([
+      {
+        name: "queue_depth",
+        help: "Items waiting.",
+        metrics: [
+          {
+            sampleCount: 6,
+            sampleSum: 2.75,
+            buckets: [
+              { upperBound: 0.1, cumulativeCount: 3 },
+              { upperBound: 1, cumulativeCount: 5 },
+            ],
+          },
+        ],
+      },
+    ]);
+    const pushedProtobuf = await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-gauge-histogram", {
+      headers: { ...bearer(TEAM_A_TOKEN), "content-type": PROTOBUF_CONTENT_TYPE },
+      body: gaugeHistogram,
+    });
+    expect(pushedProtobuf.status).toBe(200);
+    expect((await push(pushguard, "team-a-plain", "load_value 5\n")).status).toBe(200);
+    const stored = (await (await fetch(`${healthy.url}/api/v1/metrics`)).json()) as {
+      data: Array<Record<string, { type?: string }>>;
+    };
+    expect(stored.data.map((group) => group.queue_depth?.type).filter(Boolean)).toEqual(["GAUGE_HISTOGRAM"]);
+
+    const repairsStarted = () =>
+      (pushguard as TestPushguard)
+        .logs()
+        .filter((line) => line.msg === "repairing Pushgateway replica" && line.replica === victim.url).length;
+    const startedBefore = repairsStarted();
+    await victim.kill();
+    await victim.start();
+    await vi.waitFor(() => expect(repairsStarted()).toBeGreaterThan(startedBefore), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    // The restarted replica gets back in sync instead of staying out of sync on that one group.
+    await waitInSync(pushguard, replicas);
+    const repaired = await victim.groups();
+    expect(repaired.get("team-a-plain")?.value).toBe(5);
+    // The skipped group is not guessed at: the restarted replica simply lacks it.
+    expect([...repaired.keys()]).toEqual(["team-a-plain"]);
+    expect(
+      pushguard.logs().filter((line) => line.msg === "repair skipped a group the text format cannot carry"),
+    ).toContainEqual(
+      expect.objectContaining({
+        replica: victim.url,
+        group: "/metrics/job/team-a-gauge-histogram",
+        reason: expect.stringContaining("GAUGE_HISTOGRAM"),
+      }),
+    );
+    expect(
+      pushguard
+        .logs()
+        .some(
+          (line) => line.msg === "Pushgateway replica repaired: back in sync" && line.replica === victim.url,
+        ),
+    ).toBe(true);
   });
 });
 

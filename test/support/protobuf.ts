@@ -1,7 +1,8 @@
 /**
  * Minimal writer for `io.prometheus.client.MetricFamily` in the length-delimited form Pushgateway
- * accepts (what Go's client_golang sends). Just enough for a gauge family with labels; the
- * end-to-end suite uses the real Go client.
+ * accepts (what Go's client_golang sends). Just enough for a gauge family with labels and a gauge
+ * histogram family (a type the text format cannot carry); the end-to-end suite uses the real Go
+ * client.
  */
 export interface GaugeFamily {
   name: string;
@@ -13,6 +14,28 @@ export function encodeDelimitedGaugeFamilies(families: GaugeFamily[]): Buffer {
   return Buffer.concat(
     families.map((family) => {
       const message = encodeFamily(family);
+      return Buffer.concat([varint(message.length), message]);
+    }),
+  );
+}
+
+export interface GaugeHistogramFamily {
+  name: string;
+  help?: string;
+  metrics: Array<{
+    labels?: Record<string, string>;
+    sampleCount: number;
+    sampleSum: number;
+    /** Cumulative counts by upper bound, as in `Histogram.bucket`. */
+    buckets: Array<{ upperBound: number; cumulativeCount: number }>;
+  }>;
+}
+
+/** Families of type GAUGE_HISTOGRAM (MetricType 5), which only the protobuf format can push. */
+export function encodeDelimitedGaugeHistogramFamilies(families: GaugeHistogramFamily[]): Buffer {
+  return Buffer.concat(
+    families.map((family) => {
+      const message = encodeGaugeHistogramFamily(family);
       return Buffer.concat([varint(message.length), message]);
     }),
   );
@@ -36,6 +59,41 @@ function encodeFamily(family: GaugeFamily): Buffer {
     parts.push(bytesField(4, Buffer.concat(metricParts)));
   }
   return Buffer.concat(parts);
+}
+
+function encodeGaugeHistogramFamily(family: GaugeHistogramFamily): Buffer {
+  const parts = [stringField(1, family.name)];
+  if (family.help) parts.push(stringField(2, family.help));
+  parts.push(Buffer.from([(3 << 3) | 0, 5])); // type = GAUGE_HISTOGRAM
+  for (const metric of family.metrics) {
+    const metricParts = Object.entries(metric.labels ?? {}).map(([name, value]) =>
+      bytesField(1, Buffer.concat([stringField(1, name), stringField(2, value)])),
+    );
+    const histogram = [varintField(1, metric.sampleCount), doubleField(2, metric.sampleSum)];
+    for (const bucket of metric.buckets) {
+      // Bucket.cumulative_count = 1 (uint64), Bucket.upper_bound = 2 (double)
+      histogram.push(
+        bytesField(
+          3,
+          Buffer.concat([varintField(1, bucket.cumulativeCount), doubleField(2, bucket.upperBound)]),
+        ),
+      );
+    }
+    metricParts.push(bytesField(7, Buffer.concat(histogram))); // Metric.histogram
+    parts.push(bytesField(4, Buffer.concat(metricParts)));
+  }
+  return Buffer.concat(parts);
+}
+
+function varintField(field: number, value: number): Buffer {
+  return Buffer.concat([Buffer.from([(field << 3) | 0]), varint(value)]);
+}
+
+function doubleField(field: number, value: number): Buffer {
+  const bytes = Buffer.alloc(9);
+  bytes[0] = (field << 3) | 1;
+  bytes.writeDoubleLE(value, 1);
+  return bytes;
 }
 
 function stringField(field: number, value: string): Buffer {
