@@ -62,16 +62,7 @@ export class RedisLease implements Lease {
   constructor(options: RedisLeaseOptions, onError: (error: Error) => void = () => {}) {
     this.#options = options;
     this.#key = `${options.keyPrefix}lease`;
-    this.#client = createRedisClient(options.url, {
-      password: options.password,
-      commandTimeout: options.timeoutMs,
-      connectTimeout: Math.max(1_000, options.timeoutMs * 10),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-      lazyConnect: true,
-      connectionName: "pushguard-janitor",
-    });
+    this.#client = createRedisClient({ ...options, connectionName: "pushguard-janitor" });
     this.#client.on("error", onError);
   }
 

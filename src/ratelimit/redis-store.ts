@@ -14,8 +14,6 @@ export interface RedisStoreOptions {
 }
 
 /** Reconnection backoff: quick at first, then every second, forever. */
-const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 1_000);
-
 /**
  * Buckets in Redis, shared by every replica. Each request is one EVALSHA of the GCRA script
  * (EVAL when the server does not know it yet, e.g. after a restart or SCRIPT FLUSH). Commands are
@@ -31,20 +29,7 @@ export class RedisStore implements LimitStore {
   /** @param onError receives connection errors (the client reports one per failed reconnect). */
   constructor(options: RedisStoreOptions, onError: (error: Error) => void = () => {}) {
     this.#keyPrefix = options.keyPrefix;
-    this.#client = createRedisClient(options.url, {
-      password: options.password,
-      commandTimeout: options.timeoutMs,
-      connectTimeout: Math.max(1_000, options.timeoutMs * 10),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: reconnectDelay,
-      lazyConnect: true,
-      connectionName: "pushguard",
-      // How long `disconnect()` waits for a socket to close; ioredis also waits this long for a
-      // socket that already failed, which would hold up shutdown by its 2 s default.
-      disconnectTimeout: 100,
-    });
+    this.#client = createRedisClient({ ...options, connectionName: "pushguard" });
     this.#client.on("error", onError);
   }
 

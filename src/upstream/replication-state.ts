@@ -28,16 +28,7 @@ export class RedisMisses implements SharedMisses {
 
   constructor(options: RedisMissesOptions, onError: (error: Error) => void = () => {}) {
     this.#key = `${options.keyPrefix}misses`;
-    this.#client = createRedisClient(options.url, {
-      password: options.password,
-      commandTimeout: options.timeoutMs,
-      connectTimeout: Math.max(1_000, options.timeoutMs * 10),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
-      lazyConnect: true,
-      connectionName: "pushguard-replication",
-    });
+    this.#client = createRedisClient({ ...options, connectionName: "pushguard-replication" });
     this.#client.on("error", onError);
   }
 
