@@ -18,12 +18,32 @@ export function summarizeConfig(config: Config): string {
     "teams:",
     ...config.teams.map(
       (team) =>
-        `  ${team.name}: ${team.actions.join(", ")}${team.jobs.length ? ` on jobs ${team.jobs.join(", ")}` : ""} — members ${team.members.map(describeMember).join(", ")}${labelRules(team.groupingKey)}`,
+        `  ${team.name}: ${team.actions.join(", ")}${team.jobs.length ? ` on jobs ${team.jobs.join(", ")}` : ""} — members ${team.members.map(describeMember).join(", ")}${labelRules(team.groupingKey)}${team.ttl ? `; groups expire after ${team.ttl}` : ""}`,
     ),
     `anonymous: ${config.anonymous.actions.length ? config.anonymous.actions.join(", ") : "nothing (every request needs a credential)"}`,
+    ...rateLimits(config),
+    `overload: at most ${config.overload.maxConcurrent} upstream requests at once, ${config.overload.maxQueued} queued for ${config.overload.maxQueueWaitMs} ms`,
+    `janitor: ${
+      config.janitor.enabled
+        ? `every ${config.janitor.intervalMs} ms${config.janitor.dryRun ? " (dry run)" : ""}, default ttl ${config.janitor.defaultTtl ?? "none"}, lease ${config.janitor.lease.store}`
+        : "off (pushed groups never expire)"
+    }`,
   ];
   if (config.teams.length === 0) lines.splice(lines.indexOf("teams:") + 1, 0, "  (none)");
   return `${lines.join("\n")}\n`;
+}
+
+function rateLimits(config: Config): string[] {
+  const { rules, store, onStoreError, authFailures } = config.rateLimit;
+  const where = store === "redis" ? `redis, ${onStoreError} when it is down` : "memory, per replica";
+  return [
+    `rate limits (${where}):${rules.length ? "" : " none"}`,
+    ...rules.map(
+      (rule) =>
+        `  ${rule.kind}s per ${rule.scope}${rule.team ? ` (team ${rule.team} only)` : ""}${rule.jobs ? ` on jobs ${rule.jobs.join(", ")}` : ""}: ${rule.rate}/s, burst ${rule.burst}`,
+    ),
+    `  failed authentications per client address: ${authFailures.rate}/s, burst ${authFailures.burst}`,
+  ];
 }
 
 function labelRules(rules: Config["teams"][number]["groupingKey"]): string {

@@ -97,6 +97,17 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("pushguard check", () => {
+  it("summarizes rate limits, overload protection and the janitor of the demo config", async () => {
+    const result = await runCli(["check", "--config", "examples/demo.yaml"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("rate limits (memory, per replica):");
+    expect(result.stdout).toContain("writes per team (team team-b only): 5/s, burst 10");
+    expect(result.stdout).toContain("failed authentications per client address: 1/s, burst 30");
+    expect(result.stdout).toContain("overload: at most 64 upstream requests at once");
+    expect(result.stdout).toContain("janitor: off (pushed groups never expire)");
+    expect(result.stdout).toContain("issuers: oidc demo-idp (http://127.0.0.1:9093)");
+  });
+
   it("prints a summary of a valid config and exits 0", async () => {
     const path = writeConfig("valid.yaml", validConfig(19391, 19392, "http://127.0.0.1:9191"));
     const result = await runCli(["check", "--config", path], { env: childEnv(DASHBOARD_ENV) });
