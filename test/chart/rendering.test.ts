@@ -1,8 +1,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Histogram, Summary } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
 import { configSchema } from "../../src/config/schema.js";
+import { Metrics } from "../../src/observability/metrics.js";
 import {
   CHART,
   FULLNAME,
@@ -589,24 +591,145 @@ describe("pushguard's config schema accepts the config the chart renders", () =>
   });
 });
 
-describe("alerts and dashboard query metrics that exist", () => {
-  const metricsSource = readFileSync(join(REPO, "src/observability/metrics.ts"), "utf8");
-  const defined = new Set(
-    [...metricsSource.matchAll(/name: "(pushguard_[a-z_]+)"/g)].map((match) => match[1]),
-  );
-  const referenced = (text: string) =>
-    new Set([...text.matchAll(/\b(pushguard_[a-z_]+?)(?:_bucket|_sum|_count)?\b/g)].map((match) => match[1]));
+/** Every series name pushguard exports: histograms add `_bucket`, `_sum` and `_count`, summaries `_sum` and `_count`. */
+const EXPORTED = new Set(
+  new Metrics().registry.getMetricsAsArray().flatMap((metric) => {
+    const { name } = metric as unknown as { name: string };
+    if (metric instanceof Histogram) return [name, `${name}_bucket`, `${name}_sum`, `${name}_count`];
+    if (metric instanceof Summary) return [name, `${name}_sum`, `${name}_count`];
+    return [name];
+  }),
+);
+const pushguardNames = (text: string) =>
+  [...text.matchAll(/\bpushguard_[a-z0-9_]+\b/g)].map((match) => match[0]);
 
-  it.each([
-    ["chart/dashboards/pushguard.json", readFileSync(join(CHART, "dashboards/pushguard.json"), "utf8")],
-    [
-      "chart/templates/prometheusrule.yaml",
-      readFileSync(join(CHART, "templates/prometheusrule.yaml"), "utf8"),
-    ],
-  ])("%s", (_file, text) => {
-    const missing = [...referenced(text)].filter(
-      (name) => name !== "pushguard_helm_test" && !defined.has(name),
+interface DashboardTarget {
+  refId: string;
+  expr: string;
+  datasource?: { type: string; uid: string };
+}
+interface DashboardPanel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource?: { type: string; uid: string };
+  targets?: DashboardTarget[];
+  panels?: DashboardPanel[];
+}
+const dashboard = JSON.parse(readFileSync(join(CHART, "dashboards/pushguard.json"), "utf8")) as {
+  templating: { list: Array<{ name: string }> };
+  panels: DashboardPanel[];
+};
+/** Grafana's data source variable, as every panel and target names it. */
+const DATASOURCE = `\${datasource}`;
+const exprs = (panels: DashboardPanel[]) =>
+  panels.flatMap((panel) => (panel.targets ?? []).map((t) => t.expr));
+/** The dashboard's panels under each row title, in layout order ("" for those above the first row). */
+const rows = () => {
+  const grouped = new Map<string, DashboardPanel[]>([["", []]]);
+  let row = "";
+  for (const panel of [...dashboard.panels].sort(
+    (a, b) => a.gridPos.y - b.gridPos.y || a.gridPos.x - b.gridPos.x,
+  )) {
+    if (panel.type === "row") {
+      row = panel.title;
+      grouped.set(row, [...(panel.panels ?? [])]);
+    } else grouped.get(row)?.push(panel);
+  }
+  return grouped;
+};
+
+describe("alerts and dashboard query metrics that exist", () => {
+  it("the registry exports the replica and janitor metrics the checks below rely on", () => {
+    expect(EXPORTED).toContain("pushguard_upstream_replica_in_sync");
+    expect(EXPORTED).toContain("pushguard_janitor_leader");
+    expect(EXPORTED).toContain("pushguard_request_duration_seconds_bucket");
+  });
+
+  it("chart/dashboards/pushguard.json: every expr names only metrics pushguard registers", () => {
+    const referenced = new Set(pushguardNames(exprs(dashboard.panels).join("\n")));
+    expect(referenced.size).toBeGreaterThan(10);
+    expect([...referenced].filter((name) => !EXPORTED.has(name))).toEqual([]);
+  });
+
+  it("chart/templates/prometheusrule.yaml", () => {
+    const text = readFileSync(join(CHART, "templates/prometheusrule.yaml"), "utf8");
+    const missing = [...new Set(pushguardNames(text))].filter(
+      (name) => name !== "pushguard_helm_test" && !EXPORTED.has(name),
     );
     expect(missing).toEqual([]);
+  });
+});
+
+describe("the Grafana dashboard", () => {
+  it("has unique panel ids and a layout without overlaps, 24 columns wide", () => {
+    const all = dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
+    expect(new Set(all.map((panel) => panel.id)).size).toBe(all.length);
+    const taken = new Map<string, string>();
+    const overlaps: string[] = [];
+    for (const { title, gridPos } of all) {
+      expect(gridPos.x + gridPos.w, title).toBeLessThanOrEqual(24);
+      for (let x = gridPos.x; x < gridPos.x + gridPos.w; x++) {
+        for (let y = gridPos.y; y < gridPos.y + gridPos.h; y++) {
+          const other = taken.get(`${x},${y}`);
+          if (other !== undefined) overlaps.push(`${title} overlaps ${other}`);
+          taken.set(`${x},${y}`, title);
+        }
+      }
+    }
+    expect([...new Set(overlaps)]).toEqual([]);
+  });
+
+  it("queries the selected data source, namespace and release everywhere", () => {
+    expect(dashboard.templating.list.map((variable) => variable.name)).toEqual(
+      expect.arrayContaining(["datasource", "namespace", "job"]),
+    );
+    for (const panel of dashboard.panels.filter((p) => p.type !== "row")) {
+      expect(panel.datasource?.uid, panel.title).toBe(DATASOURCE);
+      for (const target of panel.targets ?? []) {
+        expect(target.datasource?.uid, `${panel.title} ${target.refId}`).toBe(DATASOURCE);
+        const selectors = [...target.expr.matchAll(/\bpushguard_[a-z0-9_]+(\{[^}]*\})?/g)];
+        for (const [series, selector] of selectors) {
+          expect(selector, `${panel.title}: ${series}`).toContain('namespace="$namespace", job="$job"');
+        }
+      }
+    }
+  });
+
+  it("has a Replication row charting every replica metric", () => {
+    const panels = rows().get("Replication") ?? [];
+    expect(panels.map((panel) => panel.title)).toEqual([
+      "Replica state",
+      "Replica demotions and repairs",
+      "Groups copied by repair",
+      "Repair duration",
+    ]);
+    const used = new Set(pushguardNames(exprs(panels).join("\n")));
+    const replicaMetrics = [...EXPORTED].filter(
+      (name) => /^pushguard_upstream_replica(tion)?_/.test(name) && !/_(sum|count)$/.test(name),
+    );
+    expect(replicaMetrics.filter((name) => !used.has(name) && !used.has(`${name}_bucket`))).toEqual([]);
+    expect(replicaMetrics.length).toBeGreaterThanOrEqual(7);
+  });
+
+  it("has a Stale-group expiry row charting every janitor metric", () => {
+    const panels = rows().get("Stale-group expiry") ?? [];
+    expect(panels.map((panel) => panel.title)).toEqual([
+      "Groups expired per team",
+      "Janitor runs and errors",
+      "Oldest group age per team",
+      "Janitor lease holder",
+      "Since last janitor run",
+    ]);
+    const used = new Set(pushguardNames(exprs(panels).join("\n")));
+    const janitorMetrics = [...EXPORTED].filter((name) => name.startsWith("pushguard_janitor_"));
+    expect(janitorMetrics.filter((name) => !used.has(name))).toEqual([]);
+    expect(janitorMetrics.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it("keeps the rows in order below the existing panels", () => {
+    expect([...rows().keys()]).toEqual(["", "Replication", "Stale-group expiry"]);
+    expect((rows().get("") ?? []).map((panel) => panel.title)).toContain("Pushes per team");
   });
 });
