@@ -1,16 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ProblemError } from "../../src/errors.js";
 import { classify, requiredAction } from "../../src/pushgateway/classify.js";
-
-function problemOf(run: () => unknown): ProblemError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProblemError);
-    return error as ProblemError;
-  }
-  throw new Error("expected a ProblemError, got an operation");
-}
+import { problemOf } from "../support/problems.js";
 
 /** [method, raw path, search, expected action, expected upstream path] */
 const routed: Array<[string, string, string, string, string]> = [

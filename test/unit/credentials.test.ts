@@ -4,34 +4,13 @@ import { extractCredential } from "../../src/auth/credentials.js";
 import { ANONYMOUS } from "../../src/auth/identity.js";
 import { createStaticTokenVerifier } from "../../src/auth/static-token.js";
 import { hashToken, parseConfig } from "../../src/config/load.js";
-import { type ProblemCode, ProblemError } from "../../src/errors.js";
+import type { ProblemCode, ProblemError } from "../../src/errors.js";
+import { problemOf, rejectionOf } from "../support/problems.js";
 
 const TOKEN_A = "team-a-token-0123456789abcdef";
 const TOKEN_B = "team-b-token-0123456789abcdef";
 
 const basic = (userPass: string) => `Basic ${Buffer.from(userPass, "utf8").toString("base64")}`;
-
-/** Runs `run`, which must throw a ProblemError, and returns it. */
-function problemOf(run: () => unknown): ProblemError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProblemError);
-    return error as ProblemError;
-  }
-  throw new Error("expected a ProblemError, got a result");
-}
-
-/** Awaits `run`, which must reject with a ProblemError, and returns it. */
-async function rejectionOf(run: () => Promise<unknown>): Promise<ProblemError> {
-  try {
-    await run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProblemError);
-    return error as ProblemError;
-  }
-  throw new Error("expected a ProblemError, got a result");
-}
 
 function expectUnauthorized(problem: ProblemError, code: ProblemCode): void {
   expect(problem.code).toBe(code);

@@ -1,23 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { ProblemError } from "../../src/errors.js";
+import type { ProblemError } from "../../src/errors.js";
 import {
   describeGroupingKey,
   formatGroupingKey,
   type GroupingKey,
   parseGroupingKey,
 } from "../../src/pushgateway/grouping-key.js";
+import { problemOf } from "../support/problems.js";
 
+const codeOf = (run: () => unknown): string => problemOf(run).code;
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64url");
-
-function codeOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProblemError);
-    return (error as ProblemError).code;
-  }
-  throw new Error("expected a ProblemError, got a result");
-}
 
 /** [description, jobBase64 route, remainder after `/metrics/job/` or `/metrics/job@base64/`, expected key] */
 const accepted: Array<[string, boolean, string, GroupingKey]> = [

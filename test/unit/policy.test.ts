@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ANONYMOUS, type Identity } from "../../src/auth/identity.js";
 import { hashToken, parseConfig } from "../../src/config/load.js";
-import { ProblemError } from "../../src/errors.js";
 import { createAuthorizer } from "../../src/policy/decide.js";
 import { compileGlob } from "../../src/policy/glob.js";
 import { classify } from "../../src/pushgateway/classify.js";
+import { problemOf } from "../support/problems.js";
 
 const IDENTITIES = [
   "team-a-ci",
@@ -50,17 +50,6 @@ const authorizeWithAnonymousRead = createAuthorizer(configWith(TEAMS, "anonymous
 
 const who = (name: string): Identity => ({ name, via: "static-token", groups: [], claims: {} });
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64url");
-
-/** Runs `run`, which must throw a ProblemError, and returns it. */
-function problemOf(run: () => unknown): ProblemError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProblemError);
-    return error as ProblemError;
-  }
-  throw new Error("expected a ProblemError, the operation was allowed");
-}
 
 describe("createAuthorizer: allowed", () => {
   it.each([
