@@ -39,43 +39,43 @@ export function createAuthenticator(config: Config, deps: AuthenticatorDeps = {}
   };
 }
 
+type IssuerConfig = Config["identities"]["oidc"][number] | Config["identities"]["kubernetes"][number];
+
+/** The options every issuer kind shares, as the config spells them. */
+function commonOptions(issuer: IssuerConfig) {
+  return {
+    name: issuer.name,
+    issuer: issuer.issuer,
+    audiences: issuer.audiences,
+    jwksUri: issuer.jwksUri,
+    algorithms: issuer.algorithms,
+    clockToleranceSec: issuer.clockToleranceSec,
+    maxTokenBytes: issuer.maxTokenBytes,
+    cooldownMs: issuer.jwks.cooldownMs,
+    cacheMaxAgeMs: issuer.jwks.cacheMaxAgeMs,
+    timeoutMs: issuer.jwks.timeoutMs,
+  };
+}
+
 /** OIDC and Kubernetes issuers from the config, in the verifier's terms. */
 export function jwtIssuers(config: Config): JwtIssuerOptions[] {
   const oidc = config.identities.oidc.map(
     (issuer): JwtIssuerOptions => ({
+      ...commonOptions(issuer),
       kind: "oidc",
-      name: issuer.name,
-      issuer: issuer.issuer,
-      audiences: issuer.audiences,
-      jwksUri: issuer.jwksUri,
-      algorithms: issuer.algorithms,
       typ: issuer.typ,
-      clockToleranceSec: issuer.clockToleranceSec,
-      maxTokenBytes: issuer.maxTokenBytes,
       subjectClaim: issuer.claims.subject,
       groupsClaim: issuer.claims.groups,
-      cooldownMs: issuer.jwks.cooldownMs,
-      cacheMaxAgeMs: issuer.jwks.cacheMaxAgeMs,
-      timeoutMs: issuer.jwks.timeoutMs,
     }),
   );
   const kubernetes = config.identities.kubernetes.map(
     (issuer): JwtIssuerOptions => ({
+      ...commonOptions(issuer),
       kind: "kubernetes",
-      name: issuer.name,
-      issuer: issuer.issuer,
-      audiences: issuer.audiences,
-      jwksUri: issuer.jwksUri,
       discoveryUrl: issuer.apiServer,
       caFile: issuer.caFile,
       bearerTokenFile: issuer.tokenFile,
-      algorithms: issuer.algorithms,
-      clockToleranceSec: issuer.clockToleranceSec,
-      maxTokenBytes: issuer.maxTokenBytes,
       subjectClaim: "sub",
-      cooldownMs: issuer.jwks.cooldownMs,
-      cacheMaxAgeMs: issuer.jwks.cacheMaxAgeMs,
-      timeoutMs: issuer.jwks.timeoutMs,
     }),
   );
   return [...oidc, ...kubernetes];
