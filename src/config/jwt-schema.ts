@@ -99,14 +99,21 @@ export const templateString = z
     }
   });
 
-/** A glob over one of the token's own values: placeholders have nothing to be filled from there. */
-const selectorGlob = z
-  .string()
-  .min(1)
-  .refine(
-    (glob) => [...glob.matchAll(PLACEHOLDER)].length === 0,
-    "placeholders such as {namespace} work in jobs and groupingKey, not in member selectors",
-  );
+/**
+ * A glob where placeholders have nothing to be filled from: refused, since they would silently
+ * never match. `where` completes "placeholders such as {namespace} ...".
+ */
+export const plainGlob = (where: string) =>
+  z
+    .string()
+    .min(1)
+    .refine(
+      (glob) => [...glob.matchAll(PLACEHOLDER)].length === 0,
+      `placeholders such as {namespace} ${where}`,
+    );
+
+/** A glob over one of the token's own values. */
+const selectorGlob = plainGlob("work in jobs and groupingKey, not in member selectors");
 
 /**
  * A team member: a static identity's name, or a selector over JWT identities. Every field given

@@ -6,6 +6,7 @@ import {
   kubernetesIssuer,
   memberSelector,
   oidcIssuer,
+  plainGlob,
   templateString,
 } from "./jwt-schema.js";
 
@@ -131,7 +132,11 @@ const rateLimitRule = z
     scope: z.enum(["identity", "team", "job"]),
     kind: z.enum(["write", "read"]).default("write"),
     team: z.string().min(1).optional(),
-    jobs: z.array(jobPattern).min(1, "give at least one job pattern").optional(),
+    // Rate-limit rules see the job name only, never the caller's values (compileGlob, not compilePattern).
+    jobs: z
+      .array(plainGlob("work in team jobs and groupingKey, not in rate-limit rules"))
+      .min(1, "give at least one job pattern")
+      .optional(),
     ...bucket,
   })
   .superRefine((rule, ctx) => {

@@ -75,6 +75,10 @@ server: { trustedProxies: ["10.0.0.0/8", "fd00::/8", "192.0.2.1"] }
       "rateLimit.rules.0.jobs: only job-scoped rules",
     ],
     [
+      'rateLimit: { rules: [ { scope: job, jobs: ["{team}-*"], rate: 1, burst: 1 } ] }',
+      "rateLimit.rules.0.jobs.0: placeholders such as {namespace} work in team jobs and groupingKey, not in rate-limit rules",
+    ],
+    [
       "rateLimit: { rules: [ { scope: job, kind: read, jobs: [x], rate: 1, burst: 1 } ] }",
       "rateLimit.rules.0.kind: reads have no job",
     ],
