@@ -56,6 +56,7 @@ const HOP_BY_HOP = new Set([
  */
 export class Upstream {
   readonly origin: string;
+  readonly #host: string;
   readonly #pool: Pool;
   readonly #basePath: string;
   readonly #timeoutMs: number;
@@ -63,6 +64,7 @@ export class Upstream {
   constructor(options: UpstreamOptions) {
     const url = new URL(options.url);
     this.origin = url.origin;
+    this.#host = url.host;
     this.#basePath = url.pathname.replace(/\/+$/, "");
     this.#timeoutMs = options.timeoutMs;
     this.#pool = new Pool(url.origin, {
@@ -80,7 +82,7 @@ export class Upstream {
       const response = await this.#pool.request({
         method: request.method as "GET",
         path: this.#basePath + request.path,
-        headers: forwardHeaders(request, this.origin),
+        headers: forwardHeaders(request, this.#host),
         body: request.body,
         signal: request.signal,
         idempotent: request.method === "GET" || request.method === "HEAD",
@@ -121,7 +123,7 @@ export class Upstream {
 }
 
 /** The headers sent upstream: the client's, minus hop-by-hop fields and the credential, plus X-Forwarded-*. */
-export function forwardHeaders(request: UpstreamRequest, origin: string): Record<string, string> {
+export function forwardHeaders(request: UpstreamRequest, upstreamHost: string): Record<string, string> {
   const connectionListed = new Set(
     String(request.headers.connection ?? "")
       .split(",")
@@ -141,7 +143,7 @@ export function forwardHeaders(request: UpstreamRequest, origin: string): Record
   if (host) headers["x-forwarded-host"] = host;
   headers["x-forwarded-proto"] = "http";
   headers["x-request-id"] = request.requestId;
-  headers.host = new URL(origin).host;
+  headers.host = upstreamHost;
   if (request.body !== undefined) headers["content-length"] = String(request.body.length);
   return headers;
 }

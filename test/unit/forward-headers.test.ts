@@ -29,7 +29,7 @@ describe("forwardHeaders", () => {
         },
         body: Buffer.from("m 1\n"),
       },
-      "http://127.0.0.1:9191",
+      "127.0.0.1:9191",
     );
     expect(headers).toEqual({
       "content-type": "text/plain; version=0.0.4",
@@ -55,7 +55,7 @@ describe("forwardHeaders", () => {
         body: Buffer.from("decoded"),
         bodyDecoded: true,
       },
-      "http://pg:9091",
+      "pg:9091",
     );
     expect(headers["x-forwarded-for"]).toBe("10.1.2.3");
     expect(headers["x-forwarded-host"]).toBe("pushguard.example");
