@@ -2,18 +2,36 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** A free TCP port on 127.0.0.1, found by binding port 0 and releasing it. */
+/**
+ * Ports handed out by `freePort`: below Linux's ephemeral range (32768-60999), so no outgoing
+ * connection and no `listen(0)` ever takes one, and split into one block per vitest worker, so two
+ * workers never hand out the same port. Probing with bind-and-release alone is not enough: another
+ * worker's process can take the port between the probe and the spawn, and a test would then talk
+ * to that process instead of its own.
+ */
+const PORT_BLOCK_START = 10_000;
+const PORT_BLOCK_SIZE = 1_000;
+const PORT_BLOCKS = 22;
+const workerId = Number(process.env.VITEST_POOL_ID ?? "1");
+const blockStart = PORT_BLOCK_START + ((workerId - 1) % PORT_BLOCKS) * PORT_BLOCK_SIZE;
+// A later test file may run in the same worker slot: start elsewhere in the block than it did.
+let nextOffset = Math.floor(Math.random() * PORT_BLOCK_SIZE);
+
+/** A loopback TCP port no other process of this test run uses or will be given. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tries = 0; tries < PORT_BLOCK_SIZE; tries++) {
+    const port = blockStart + (nextOffset++ % PORT_BLOCK_SIZE);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${blockStart}-${blockStart + PORT_BLOCK_SIZE - 1}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
