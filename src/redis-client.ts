@@ -4,9 +4,15 @@ import type { Redis as RedisClient, RedisOptions } from "ioredis";
 
 export type { RedisClient, RedisOptions };
 
+/**
+ * Reads the Redis password: once when the client is made (a failure stops startup) and again
+ * before every reconnect, so a rotated Secret is used from the next connection on, no restart.
+ */
+export type RedisPassword = () => string | undefined;
+
 export interface RedisClientOptions {
   readonly url: string;
-  readonly password?: string;
+  readonly password?: RedisPassword;
   /** Milliseconds one command may take. */
   readonly timeoutMs: number;
   /** Shown by `CLIENT LIST`, so operators can tell pushguard's connections apart. */
@@ -21,8 +27,9 @@ export interface RedisClientOptions {
  */
 export function createRedisClient(options: RedisClientOptions): RedisClient {
   const { Redis } = createRequire(import.meta.url)("ioredis") as typeof import("ioredis");
-  return new Redis(options.url, {
-    password: options.password,
+  const readPassword = options.password ?? (() => undefined);
+  const client = new Redis(options.url, {
+    password: readPassword(),
     commandTimeout: options.timeoutMs,
     connectTimeout: Math.max(1_000, options.timeoutMs * 10),
     enableOfflineQueue: false,
@@ -35,6 +42,16 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
     // socket that already failed, which would hold up shutdown by its 2 s default.
     disconnectTimeout: 100,
   });
+  // ioredis reads `options.password` on every connect; "reconnecting" comes just before one.
+  // Connections already authenticated stay so when the password changes, so only new ones need it.
+  client.on("reconnecting", () => {
+    try {
+      client.options.password = readPassword();
+    } catch {
+      // A Secret being swapped can be missing for a moment: keep the last password read.
+    }
+  });
+  return client;
 }
 
 export interface RedisPasswordSource {

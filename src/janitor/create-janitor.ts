@@ -44,7 +44,7 @@ function createLease(settings: Config["janitor"], deps: JanitorDeps): Lease {
   return new RedisLease(
     {
       url: redis.url,
-      password: redisPassword(redis, "janitor.lease.redis", deps.env ?? process.env),
+      password: () => redisPassword(redis, "janitor.lease.redis", deps.env ?? process.env),
       keyPrefix: redis.keyPrefix,
       // Held across runs by renewing each run: it must outlive one interval.
       ttlMs: lease.ttlMs ?? settings.intervalMs * 3,

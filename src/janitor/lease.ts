@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createRedisClient, type RedisClient } from "../redis-client.js";
+import { createRedisClient, type RedisClient, type RedisPassword } from "../redis-client.js";
 
 /** Who may expire groups right now. */
 export interface Lease {
@@ -30,7 +30,7 @@ export class NoLease implements Lease {
 
 export interface RedisLeaseOptions {
   readonly url: string;
-  readonly password?: string;
+  readonly password?: RedisPassword;
   readonly keyPrefix: string;
   /** Milliseconds the lease lasts unless renewed. */
   readonly ttlMs: number;

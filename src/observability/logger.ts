@@ -28,6 +28,8 @@ export function createLogger(
           "*.token",
           "password",
           "*.password",
+          // ioredis errors carry the failed command: a refused HELLO/AUTH holds the Redis password.
+          "*.command.args",
         ],
         censor: "[redacted]",
       },

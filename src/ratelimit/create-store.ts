@@ -36,12 +36,13 @@ export async function createLimitStore(config: LimitStoreConfig, deps: LimitStor
   const memory = new MemoryStore({ maxKeys: config.memory.maxKeys });
   if (config.store === "memory" || config.redis === undefined) return memory;
   const { logger, metrics } = deps;
+  const redisConfig = config.redis;
   const redis = new RedisStore(
     {
-      url: config.redis.url,
-      password: redisPassword(config.redis, "rateLimit.redis", deps.env ?? process.env),
-      keyPrefix: config.redis.keyPrefix,
-      timeoutMs: config.redis.timeoutMs,
+      url: redisConfig.url,
+      password: () => redisPassword(redisConfig, "rateLimit.redis", deps.env ?? process.env),
+      keyPrefix: redisConfig.keyPrefix,
+      timeoutMs: redisConfig.timeoutMs,
     },
     // One error per reconnect attempt: the failover logs the outage once, these only at debug.
     (error) => logger.debug({ err: error, store: "redis" }, "rate-limit store connection error"),

@@ -1,4 +1,4 @@
-import { createRedisClient, type RedisClient } from "../redis-client.js";
+import { createRedisClient, type RedisClient, type RedisPassword } from "../redis-client.js";
 import { emissionIntervalMs } from "./gcra.js";
 import { GCRA_SCRIPT, GCRA_SCRIPT_SHA1 } from "./redis-script.js";
 import type { LimitCheck, LimitStore, TakeResult } from "./store.js";
@@ -6,7 +6,7 @@ import type { LimitCheck, LimitStore, TakeResult } from "./store.js";
 export interface RedisStoreOptions {
   /** `redis://[user@]host:port[/db]` or `rediss://` for TLS. */
   readonly url: string;
-  readonly password?: string;
+  readonly password?: RedisPassword;
   /** Prepended to every key, so several deployments can share one Redis. */
   readonly keyPrefix: string;
   /** Milliseconds one script call may take before the store counts as failing. */

@@ -39,7 +39,7 @@ export async function createGateway(config: Config["upstream"], deps: GatewayDep
       : new RedisMisses(
           {
             url: stateRedis.url,
-            password: redisPassword(stateRedis, "upstream.replication.redis", deps.env ?? process.env),
+            password: () => redisPassword(stateRedis, "upstream.replication.redis", deps.env ?? process.env),
             keyPrefix: stateRedis.keyPrefix,
             timeoutMs: stateRedis.timeoutMs,
           },

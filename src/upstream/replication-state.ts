@@ -1,4 +1,4 @@
-import { createRedisClient, type RedisClient } from "../redis-client.js";
+import { createRedisClient, type RedisClient, type RedisPassword } from "../redis-client.js";
 
 /**
  * Write misses shared by every pushguard process in front of the same replicas: how many writes
@@ -16,7 +16,7 @@ export interface SharedMisses {
 
 export interface RedisMissesOptions {
   readonly url: string;
-  readonly password?: string;
+  readonly password?: RedisPassword;
   readonly keyPrefix: string;
   readonly timeoutMs: number;
 }

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/ratelimit/memory-store.js";
 import { RedisStore } from "../../src/ratelimit/redis-store.js";
@@ -266,5 +270,61 @@ describe("Redis down and back", () => {
     await redis.restart();
     await untilRecovered(gateway);
     expect((await push(gateway)).status).toBe(200);
+  });
+});
+
+describe("a password-protected Redis", () => {
+  it("reads a rotated password file on reconnect, and never logs the password", async () => {
+    const guarded = await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), "pushguard-redis-password-"));
+    const passwordFile = join(dir, "password");
+    const admin = (password: string) =>
+      new Redis(guarded.url, { password, lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      writeFileSync(passwordFile, "old-redis-secret\n");
+      expect(await guarded.command("CONFIG", "SET", "requirepass", "old-redis-secret")).toBe("+OK\r\n");
+      const gateway = await startPushguard(
+        standardConfig(
+          pushgateway.url,
+          `
+rateLimit:
+  store: redis
+  onStoreError: failClosed
+  redis: { url: "${guarded.url}", passwordFile: "${passwordFile}", timeoutMs: 200 }
+  rules:
+    - { scope: team, rate: 0.001, burst: 1000 }
+`,
+        ),
+      );
+      running.push(gateway);
+      expect((await push(gateway)).status).toBe(200);
+
+      // Redis gets a new password and drops every client before the Secret's file catches up:
+      // pushguard's reconnects fail (failing closed, limited pushes get 503) and nothing is stored.
+      const rotator = admin("old-redis-secret");
+      await rotator.connect();
+      expect(await rotator.config("SET", "requirepass", "new-redis-secret")).toBe("OK");
+      expect(await rotator.client("KILL", "TYPE", "normal", "SKIPME", "yes")).toBeGreaterThanOrEqual(1);
+      rotator.disconnect();
+      let refused: RawResponse | undefined;
+      for (let attempt = 0; attempt < 100 && refused === undefined; attempt++) {
+        const response = await push(gateway);
+        if (response.status === 503) refused = response;
+        else await sleep(50);
+      }
+      expect(refused?.json()).toMatchObject({ code: "ERR_RATE_LIMIT_STORE" });
+      await sleep(300); // a few reconnects with the old password, each logged
+      expect(gateway.logText()).toContain("WRONGPASS");
+
+      // The file catches up: the next reconnect reads it, no restart, no reload.
+      writeFileSync(passwordFile, "new-redis-secret\n");
+      await untilRecovered(gateway);
+      expect((await push(gateway)).status).toBe(200);
+      expect(await storeAvailable(gateway)).toBe(1);
+      expect(gateway.logText()).not.toContain("redis-secret");
+    } finally {
+      await guarded.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
