@@ -304,7 +304,9 @@ rateLimit:
       const rotator = admin("old-redis-secret");
       await rotator.connect();
       expect(await rotator.config("SET", "requirepass", "new-redis-secret")).toBe("OK");
-      expect(await rotator.client("KILL", "TYPE", "normal", "SKIPME", "yes")).toBeGreaterThanOrEqual(1);
+      expect(await rotator.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")).toBeGreaterThanOrEqual(
+        1,
+      );
       rotator.disconnect();
       let refused: RawResponse | undefined;
       for (let attempt = 0; attempt < 100 && refused === undefined; attempt++) {
