@@ -174,6 +174,20 @@ nor apiServer is verified in cluster, through the API server with the pod's own 
 {{- if .Values.pushgateway.persistence.enabled }}{{ .Values.pushgateway.persistence.file }}{{ end }}
 {{- end }}
 
+{{/*
+networkPolicy.prometheus.namespaceSelector, or the release namespace when it is empty: `{}` would
+admit every namespace, and any of them could label a pod like Prometheus and read (or, with one
+pushgateway replica, write) what only Prometheus may.
+*/}}
+{{- define "pushguard.prometheusNamespaceSelector" -}}
+{{- $selector := .Values.networkPolicy.prometheus.namespaceSelector }}
+{{- if empty $selector }}
+{{- toYaml (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) }}
+{{- else }}
+{{- toYaml $selector }}
+{{- end }}
+{{- end }}
+
 {{/* In-cluster URL of the pushgateway Service: pushguard's upstream with one pushgateway replica. */}}
 {{- define "pushguard.upstreamUrl" -}}
 {{- printf "http://%s.%s.svc:9091" (include "pushguard.pushgateway.fullname" .) .Release.Namespace }}

@@ -177,7 +177,7 @@ runs them.
 {{- $np := $v.networkPolicy }}
 {{- if $np.enabled }}
 {{- if and (empty $np.prometheus.namespaceSelector) (empty $np.prometheus.podSelector) }}
-{{- $errors = append $errors (printf "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod in the cluster to %s; select your Prometheus pods" (ternary "pushguard's read path (pushgateway.replicaCount is above 1)" "the pushgateway" (eq (include "pushguard.pushgateway.replicated" .) "true"))) }}
+{{- $errors = append $errors (printf "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod of namespace %s (an empty namespaceSelector selects the release namespace) to %s; select your Prometheus pods" .Release.Namespace (ternary "pushguard's read path (pushgateway.replicaCount is above 1)" "the pushgateway" (eq (include "pushguard.pushgateway.replicated" .) "true"))) }}
 {{- end }}
 {{- if and (empty $np.pushguard.allowedNamespaces) (empty $np.pushguard.extraFrom) (not $np.pushguard.clientLabel.enabled) }}
 {{- $errors = append $errors "networkPolicy.pushguard admits no client: set allowedNamespaces, extraFrom or clientLabel.enabled" }}

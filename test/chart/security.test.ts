@@ -386,6 +386,10 @@ describe.each(PROFILE_NAMES.filter((profile) => PROMISES[profile].networkPolicie
         },
       ],
       [
+        "a Prometheus-labelled pod in another namespace",
+        { namespace: "attacker", labels: { "app.kubernetes.io/name": "prometheus" } },
+      ],
+      [
         "the helm test pod",
         { namespace: NAMESPACE, labels: find(objects(), "Pod", `${FULLNAME}-push-test`).metadata.labels },
       ],
@@ -409,6 +413,51 @@ describe.each(PROFILE_NAMES.filter((profile) => PROMISES[profile].networkPolicie
     });
   },
 );
+
+describe("networkPolicy.prometheus.namespaceSelector", () => {
+  const prometheusIn = (namespace: string): Client => ({
+    namespace,
+    labels: { "app.kubernetes.io/name": "prometheus" },
+  });
+  const reachable = (objects: readonly K8sObject[], client: Client) => ({
+    pushgateway: admits(
+      objects,
+      {
+        namespace: NAMESPACE,
+        labels: podLabels(objects, "StatefulSet", PUSHGATEWAY),
+        port: 9091,
+        portName: "http",
+      },
+      client,
+    ),
+    metrics: admits(
+      objects,
+      {
+        namespace: NAMESPACE,
+        labels: podLabels(objects, "Deployment", FULLNAME),
+        port: 9092,
+        portName: "metrics",
+      },
+      client,
+    ),
+  });
+
+  it("defaults to the release namespace: Prometheus there scrapes, a look-alike elsewhere does not", () => {
+    const objects = render(helm, PROFILES.default);
+    expect(reachable(objects, prometheusIn(NAMESPACE))).toEqual({ pushgateway: true, metrics: true });
+    expect(reachable(objects, prometheusIn("attacker"))).toEqual({ pushgateway: false, metrics: false });
+  });
+
+  it("admits Prometheus from every namespace only when the selector says so", () => {
+    const everyNamespace = { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "Exists" }] };
+    const objects = render(
+      helm,
+      [],
+      ["--set-json", `networkPolicy.prometheus.namespaceSelector=${JSON.stringify(everyNamespace)}`],
+    );
+    expect(reachable(objects, prometheusIn("attacker"))).toEqual({ pushgateway: true, metrics: true });
+  });
+});
 
 describe("profile secured: who can reach what", () => {
   const objects = () => render(helm, PROFILES.secured);
