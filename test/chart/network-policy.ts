@@ -5,6 +5,10 @@ export interface Client {
   readonly namespace: string;
   readonly labels?: Record<string, string>;
   readonly namespaceLabels?: Record<string, string>;
+  /** Its IPv4 address; without one, every ipBlock counts as covering it. */
+  readonly ip?: string;
+  /** A host outside the cluster: only ipBlocks can select it. */
+  readonly outsideCluster?: boolean;
 }
 
 /** The pod and port the client connects to. */
@@ -13,6 +17,8 @@ export interface Destination {
   readonly labels: Record<string, string>;
   readonly port: number;
   readonly portName: string;
+  /** TCP unless said otherwise, as in a NetworkPolicyPort. */
+  readonly protocol?: "TCP" | "UDP";
 }
 
 interface LabelSelector {
@@ -45,12 +51,49 @@ export function selects(selector: LabelSelector, labels: Record<string, string>)
 interface Peer {
   podSelector?: LabelSelector;
   namespaceSelector?: LabelSelector;
-  ipBlock?: unknown;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+
+function ipv4(address: string): number {
+  const parts = address.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) {
+    throw new Error(`not an IPv4 address: ${address}`);
+  }
+  return parts.reduce((value, part) => value * 256 + part, 0);
+}
+
+function inCidr(address: string, cidr: string): boolean {
+  const [network = "", bits = "32"] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ipv4(address) / size) === Math.floor(ipv4(network) / size);
+}
+
+interface PolicyPort {
+  port?: number | string;
+  protocol?: string;
+}
+
+function portAdmits(ports: PolicyPort[] | undefined, destination: Destination): boolean {
+  const protocol = destination.protocol ?? "TCP";
+  return (
+    !ports ||
+    ports.length === 0 ||
+    ports.some(
+      (rule) =>
+        (rule.protocol ?? "TCP") === protocol &&
+        (rule.port === undefined || rule.port === destination.port || rule.port === destination.portName),
+    )
+  );
 }
 
 function peerAdmits(peer: Peer, policyNamespace: string, client: Client): boolean {
-  // An ipBlock may cover pod addresses; count it as admitting everyone, so it can never hide a hole.
-  if (peer.ipBlock) return true;
+  // An ipBlock may cover pod addresses: without a known address it admits everyone, so it can never hide a hole.
+  if (peer.ipBlock) {
+    const { cidr, except = [] } = peer.ipBlock;
+    if (client.ip === undefined) return true;
+    return inCidr(client.ip, cidr) && !except.some((range) => inCidr(client.ip as string, range));
+  }
+  if (client.outsideCluster) return false;
   const namespaceLabels = { "kubernetes.io/metadata.name": client.namespace, ...client.namespaceLabels };
   const namespaceOk = peer.namespaceSelector
     ? selects(peer.namespaceSelector, namespaceLabels)
@@ -73,18 +116,12 @@ export function admits(policies: readonly K8sObject[], destination: Destination,
   );
   if (selecting.length === 0) return true;
   return selecting.some((policy) =>
-    (policy.spec.ingress ?? []).some((rule: { from?: Peer[]; ports?: Array<{ port?: number | string }> }) => {
+    (policy.spec.ingress ?? []).some((rule: { from?: Peer[]; ports?: PolicyPort[] }) => {
       const peerOk =
         !rule.from ||
         rule.from.length === 0 ||
         rule.from.some((peer) => peerAdmits(peer, destination.namespace, client));
-      const portOk =
-        !rule.ports ||
-        rule.ports.length === 0 ||
-        rule.ports.some(
-          ({ port }) => port === undefined || port === destination.port || port === destination.portName,
-        );
-      return peerOk && portOk;
+      return peerOk && portAdmits(rule.ports, destination);
     }),
   );
 }
@@ -98,6 +135,10 @@ export interface Source {
 /** The pod (with its namespace's labels) and port a connection goes to. */
 export interface Target extends Destination {
   readonly namespaceLabels?: Record<string, string>;
+  /** Its IPv4 address; without one, every ipBlock counts as covering it. */
+  readonly ip?: string;
+  /** A host outside the cluster (namespace and labels unused): only ipBlocks can select it. */
+  readonly outsideCluster?: boolean;
 }
 
 /**
@@ -119,16 +160,14 @@ export function egressAdmits(policies: readonly K8sObject[], source: Source, tar
     namespace: target.namespace,
     labels: target.labels,
     namespaceLabels: target.namespaceLabels,
+    ip: target.ip,
+    outsideCluster: target.outsideCluster,
   };
   return selecting.some((policy) =>
-    (policy.spec.egress ?? []).some((rule: { to?: Peer[]; ports?: Array<{ port?: number | string }> }) => {
+    (policy.spec.egress ?? []).some((rule: { to?: Peer[]; ports?: PolicyPort[] }) => {
       const peerOk =
         !rule.to || rule.to.length === 0 || rule.to.some((to) => peerAdmits(to, source.namespace, peer));
-      const portOk =
-        !rule.ports ||
-        rule.ports.length === 0 ||
-        rule.ports.some(({ port }) => port === undefined || port === target.port || port === target.portName);
-      return peerOk && portOk;
+      return peerOk && portAdmits(rule.ports, target);
     }),
   );
 }

@@ -20,7 +20,7 @@ import {
   pushguardConfig,
   render,
 } from "./helm.js";
-import { admits, type Client, type Destination, egressAdmits } from "./network-policy.js";
+import { admits, type Client, type Destination, egressAdmits, type Target } from "./network-policy.js";
 
 const helm = HELMS[HELMS.length - 1] as (typeof HELMS)[number];
 
@@ -501,6 +501,94 @@ describe("profile secured: who can reach what", () => {
       api: admits(objects(), destination("pushguard api"), from),
       metrics: admits(objects(), destination("pushguard metrics"), from),
     }).toEqual({ pushgateway, api, metrics });
+  });
+
+  const kubeDns = { namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, ip: "10.244.0.3" };
+  const redis = { namespace: NAMESPACE, labels: { "app.kubernetes.io/name": "redis" }, ip: "10.244.2.8" };
+  const pushgatewayPod = () => ({
+    namespace: NAMESPACE,
+    labels: podLabels(objects(), "StatefulSet", PUSHGATEWAY),
+    ip: "10.244.1.4",
+  });
+  /** A host outside the cluster; the profile's API server and IdP addresses are 192.0.2.10 and 198.51.100.20. */
+  const host = (ip: string) => ({ namespace: "", labels: {}, ip, outsideCluster: true });
+  const egress: Array<[string, () => Target, boolean]> = [
+    // where pushguard connects to                                         allowed
+    ["DNS over UDP", () => ({ ...kubeDns, port: 53, portName: "dns", protocol: "UDP" }), true],
+    ["DNS over TCP", () => ({ ...kubeDns, port: 53, portName: "dns-tcp" }), true],
+    ["kube-dns on its metrics port", () => ({ ...kubeDns, port: 9153, portName: "metrics" }), false],
+    [
+      "another kube-system pod on 53",
+      () => ({ namespace: "kube-system", labels: { app: "x" }, ip: "10.244.0.9", port: 53, portName: "dns" }),
+      false,
+    ],
+    ["the pushgateway's API", () => ({ ...pushgatewayPod(), port: 9091, portName: "http" }), true],
+    [
+      "the pushgateway on another port",
+      () => ({ ...pushgatewayPod(), port: 8080, portName: "other" }),
+      false,
+    ],
+    [
+      "a pod with the pushgateway's labels in another namespace",
+      () => ({ ...pushgatewayPod(), namespace: "attacker", port: 9091, portName: "http" }),
+      false,
+    ],
+    ["the API server on 443", () => ({ ...host("192.0.2.10"), port: 443, portName: "https" }), true],
+    ["the API server on 6443", () => ({ ...host("192.0.2.10"), port: 6443, portName: "https" }), true],
+    ["the API server on 80", () => ({ ...host("192.0.2.10"), port: 80, portName: "http" }), false],
+    ["the IdP on 443", () => ({ ...host("198.51.100.20"), port: 443, portName: "https" }), true],
+    ["the IdP on 80", () => ({ ...host("198.51.100.20"), port: 80, portName: "http" }), false],
+    ["another internet host on 443", () => ({ ...host("203.0.113.7"), port: 443, portName: "https" }), false],
+    ["Redis", () => ({ ...redis, port: 6379, portName: "redis" }), true],
+    ["Redis on another port", () => ({ ...redis, port: 6380, portName: "other" }), false],
+    [
+      "a Redis-labelled pod in another namespace",
+      () => ({ ...redis, namespace: "attacker", port: 6379, portName: "redis" }),
+      false,
+    ],
+    [
+      "another pushguard replica",
+      () => ({
+        namespace: NAMESPACE,
+        labels: podLabels(objects(), "Deployment", FULLNAME),
+        ip: "10.244.1.5",
+        port: 9091,
+        portName: "http",
+      }),
+      false,
+    ],
+    [
+      "a pod in the release namespace on 443",
+      () => ({
+        namespace: NAMESPACE,
+        labels: { app: "web" },
+        ip: "10.244.1.6",
+        port: 443,
+        portName: "https",
+      }),
+      false,
+    ],
+  ];
+
+  it.each(egress)("egress to %s", (_where, target, allowed) => {
+    const pushguard = { namespace: NAMESPACE, labels: podLabels(objects(), "Deployment", FULLNAME) };
+    expect(egressAdmits(objects(), pushguard, target())).toBe(allowed);
+  });
+
+  it("egress: rules for DNS, the pushgateway, the API server, the IdP and Redis, and no others", () => {
+    const rules: Array<{ ports: Array<{ port: number; protocol: string }> }> = find(
+      objects(),
+      "NetworkPolicy",
+      FULLNAME,
+    ).spec.egress;
+    expect(rules.map((rule) => rule.ports.map(({ port, protocol }) => `${protocol}/${port}`))).toEqual([
+      ["UDP/53", "TCP/53"],
+      ["TCP/9091"],
+      ["TCP/443", "TCP/6443"],
+      ["TCP/443"],
+      ["TCP/6379"],
+    ]);
+    expect(find(objects(), "NetworkPolicy", PUSHGATEWAY).spec.egress ?? []).toEqual([]);
   });
 
   it("takes every token from the user's Secret", () => {
