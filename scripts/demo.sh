@@ -44,17 +44,25 @@ trap cleanup INT TERM EXIT
 prometheus-pushgateway --web.listen-address="127.0.0.1:${pg_port}" --web.enable-admin-api \
   --web.enable-lifecycle --log.level=warn --persistence.file="" &
 pids+=($!)
-node examples/oidc-provider.mjs "$oidc_port" 2>/dev/null &
+node examples/oidc-provider.mjs "$oidc_port" 2>"$workdir/oidc-provider.log" &
 pids+=($!)
 node dist/main.js serve --config "$workdir/demo.yaml" &
 pids+=($!)
 
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:${metrics_port}/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fs "http://127.0.0.1:${metrics_port}/readyz" >/dev/null || { echo "demo: pushguard did not become ready" >&2; exit 1; }
-curl -fs "http://127.0.0.1:${oidc_port}/.well-known/openid-configuration" >/dev/null || { echo "demo: the OIDC provider did not start" >&2; exit 1; }
+# wait_for URL: polls for up to 10 s; pushguard and the OIDC provider each take a moment to start.
+wait_for() {
+  for _ in $(seq 1 100); do
+    curl -fs "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  curl -fs "$1" >/dev/null
+}
+wait_for "http://127.0.0.1:${metrics_port}/readyz" || { echo "demo: pushguard did not become ready" >&2; exit 1; }
+if ! wait_for "http://127.0.0.1:${oidc_port}/.well-known/openid-configuration"; then
+  echo "demo: the OIDC provider did not start; its log ($workdir/oidc-provider.log):" >&2
+  cat "$workdir/oidc-provider.log" >&2
+  exit 1
+fi
 
 cat <<MSG
 
