@@ -677,9 +677,13 @@ describe("profile ha: replicated pushgateways", () => {
       .teams.filter((team: { members: string[] }) => team.members.includes("prometheus-scraper"))
       .flatMap((team: { actions: string[] }) => team.actions);
     expect(grants).toEqual(["read"]);
-    // Same job, namespace and service labels as the single pushgateway's ServiceMonitor gives.
+    // Same job, namespace, service and endpoint labels as the single pushgateway's ServiceMonitor gives.
     expect(scrape.spec.jobName).toBe(PUSHGATEWAY);
-    expect(scrape.spec.staticConfigs[0].labels).toEqual({ namespace: NAMESPACE, service: PUSHGATEWAY });
+    expect(scrape.spec.staticConfigs[0].labels).toEqual({
+      namespace: NAMESPACE,
+      service: PUSHGATEWAY,
+      endpoint: "http",
+    });
     expect(findAll(objects(), "ServiceMonitor").map((monitor) => monitor.metadata.name)).toEqual([FULLNAME]);
   });
 
