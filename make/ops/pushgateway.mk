@@ -13,8 +13,9 @@ CURL ?= curl
 # Object name prefix, as the chart computes it (set it when you used fullnameOverride).
 FULLNAME ?= $(if $(findstring pushguard,$(RELEASE)),$(RELEASE),$(RELEASE)-pushguard)
 PUSHGATEWAY ?= $(FULLNAME)-pushgateway
-# Secret with the static tokens (set it to tokens.existingSecret when you use one).
-SECRET ?= $(FULLNAME)-tokens
+# Secret with the static tokens; empty reads its name from the Deployment's `tokens` volume, so it
+# is right with tokens.existingSecret too.
+SECRET ?=
 # Secret key (identity) whose token authenticates delete-group, metrics and explain.
 IDENTITY ?=
 API_PORT ?= 9091
@@ -31,14 +32,27 @@ REQUEST_PATH ?= /metrics/job/$(JOB)
 K := $(KUBECTL) -n $(NAMESPACE)
 BASE_URL := http://127.0.0.1:$(LOCAL_PORT)
 
+# Sets $$TOKEN to IDENTITY's token from SECRET, or from the Secret the Deployment mounts as its
+# `tokens` volume. Under `set -e`, each kubectl call is a command of its own (no pipe hides its exit
+# status), so a Secret that cannot be read stops the recipe, and so does an empty token.
+define read-token
+SECRET='$(SECRET)'; \
+if [ -z "$$SECRET" ]; then \
+  SECRET=$$($(K) get deployment $(FULLNAME) -o jsonpath='{.spec.template.spec.volumes[?(@.name=="tokens")].secret.secretName}'); \
+  [ -n "$$SECRET" ] || { echo "deployment $(FULLNAME) mounts no tokens Secret: set SECRET=<name>" >&2; exit 1; }; \
+fi; \
+DATA=$$($(K) get secret "$$SECRET" -o jsonpath='{.data.$(IDENTITY)}'); \
+TOKEN=$$(printf %s "$$DATA" | base64 -d); \
+[ -n "$$TOKEN" ] || { echo "secret $$SECRET has no key $(IDENTITY)" >&2; exit 1; }
+endef
+
 # Runs $(1) while a port-forward to pushguard's Service is up, with $$TOKEN holding IDENTITY's
 # token (empty without IDENTITY). The token reaches curl on stdin (`-H @-`), never its arguments.
 define with-pushguard
 set -eu; \
 TOKEN=""; \
 if [ -n "$(IDENTITY)" ]; then \
-  TOKEN=$$($(K) get secret $(SECRET) -o jsonpath='{.data.$(IDENTITY)}' | base64 -d); \
-  [ -n "$$TOKEN" ] || { echo "secret $(SECRET) has no key $(IDENTITY)" >&2; exit 1; }; \
+  $(read-token); \
 fi; \
 $(K) port-forward svc/$(FULLNAME) $(LOCAL_PORT):$(API_PORT) $(LOCAL_METRICS_PORT):$(METRICS_PORT) >/dev/null & PF=$$!; \
 trap 'kill $$PF 2>/dev/null || true' EXIT; \
@@ -62,7 +76,7 @@ pushgateway-metrics:
 ## Delete a group through pushguard: JOB=<job> [LABELS=instance/worker01] IDENTITY=<Secret key allowed to delete it>.
 pushgateway-delete-group:
 	$(if $(JOB),,$(error JOB is required, e.g. JOB=batch_job [LABELS=instance/worker01]))
-	$(if $(IDENTITY),,$(error IDENTITY is required: the key in Secret $(SECRET) of an identity whose team may delete $(JOB)))
+	$(if $(IDENTITY),,$(error IDENTITY is required: the key in the token Secret of an identity whose team may delete $(JOB)))
 	@$(call with-pushguard,auth | $(CURL) -fsS -X DELETE -H @- -w '%{http_code}\n' -o /dev/null $(BASE_URL)/metrics/job/$(JOB)$(if $(LABELS),/$(LABELS)))
 
 ## Show pod status and pushguard's liveness and readiness (ready means the pushgateway answers).
@@ -94,8 +108,8 @@ pushguard-hash-token:
 
 ## Explain pushguard's decision for IDENTITY's token on METHOD REQUEST_PATH (default PUT /metrics/job/$$JOB), with the release's config; exit 2 means denied.
 pushguard-explain:
-	$(if $(IDENTITY),,$(error IDENTITY is required: the key in Secret $(SECRET) whose token to explain))
+	$(if $(IDENTITY),,$(error IDENTITY is required: the key in the token Secret whose token to explain))
 	$(if $(filter /metrics/job/,$(REQUEST_PATH)),$(error set JOB=<job> or REQUEST_PATH=/metrics/job/...))
 	@set -eu; \
-	$(K) get secret $(SECRET) -o jsonpath='{.data.$(IDENTITY)}' | base64 -d | \
-	$(PUSHGUARD) explain --config /etc/pushguard/config/config.yaml --method $(METHOD) --path $(REQUEST_PATH)
+	$(read-token); \
+	printf %s "$$TOKEN" | $(PUSHGUARD) explain --config /etc/pushguard/config/config.yaml --method $(METHOD) --path $(REQUEST_PATH)

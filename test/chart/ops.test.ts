@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { REPO } from "./helm.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { FULLNAME, find, HELMS, PROFILES, REPO, render } from "./helm.js";
 
 const MAKEFILE = join(REPO, "make/ops/pushgateway.mk");
 
@@ -30,7 +31,8 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
   "pushgateway-metrics": {
     variables: { IDENTITY: "platform-admin" },
     commands: [
-      /kubectl -n metrics get secret batch-pushguard-tokens -o jsonpath='\{\.data\.platform-admin\}' \| base64 -d/,
+      /kubectl -n metrics get deployment batch-pushguard -o jsonpath='\{\.spec\.template\.spec\.volumes\[\?\(@\.name=="tokens"\)\]\.secret\.secretName\}'/,
+      /DATA=\$\(kubectl -n metrics get secret "\$SECRET" -o jsonpath='\{\.data\.platform-admin\}'\)/,
       /kubectl -n metrics port-forward svc\/batch-pushguard 19091:9091 19092:9092 >\/dev\/null &/,
       /auth \| curl -fsS -H @- http:\/\/127\.0\.0\.1:19091\/metrics/,
     ],
@@ -43,7 +45,8 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
       SECRET: "pushguard-tokens",
     },
     commands: [
-      /get secret pushguard-tokens -o jsonpath='\{\.data\.team-a-ci\}'/,
+      /SECRET='pushguard-tokens'/,
+      /get secret "\$SECRET" -o jsonpath='\{\.data\.team-a-ci\}'/,
       /curl -fsS -X DELETE -H @- .* http:\/\/127\.0\.0\.1:19091\/metrics\/job\/batch_job\/instance\/worker01/,
       /trap 'kill \$PF/,
     ],
@@ -84,7 +87,8 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
   "pushguard-explain": {
     variables: { IDENTITY: "team-a-ci", JOB: "team-a-nightly", METHOD: "DELETE" },
     commands: [
-      /get secret batch-pushguard-tokens -o jsonpath='\{\.data\.team-a-ci\}' \| base64 -d \|/,
+      /get secret "\$SECRET" -o jsonpath='\{\.data\.team-a-ci\}'/,
+      /printf %s "\$TOKEN" \| kubectl -n metrics exec -i deploy\/batch-pushguard -c pushguard -- node/,
       /node \/app\/dist\/main\.js explain --config \/etc\/pushguard\/config\/config\.yaml --method DELETE --path \/metrics\/job\/team-a-nightly/,
     ],
   },
@@ -126,5 +130,124 @@ describe("make/ops/pushgateway.mk (make -n)", () => {
     const run = dryRun(target, variables);
     expect(run.status).not.toBe(0);
     expect(run.error).toMatch(message);
+  });
+});
+
+/**
+ * The targets that read a token, run for real against a fake kubectl (and curl, and pushguard CLI)
+ * that log what they are asked: a Secret that cannot be read must stop the target before anything
+ * is sent, never hand on an empty token.
+ */
+describe("make/ops/pushgateway.mk with a fake kubectl", () => {
+  const bin = mkdtempSync(join(tmpdir(), "pushguard-ops-"));
+  afterAll(() => rmSync(bin, { recursive: true, force: true }));
+  const log = join(bin, "calls.log");
+  const script = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  // kubectl -n <namespace> <verb> ...: the Deployment's tokens volume names $FAKE_SECRET_NAME.
+  script(
+    "kubectl",
+    `echo "kubectl $*" >> "${log}"
+shift 2
+case "$1 $2" in
+  "get deployment") printf %s "$FAKE_SECRET_NAME" ;;
+  "get secret")
+    [ "$FAKE_SECRET" = unreadable ] && { echo 'Error from server (Forbidden): secrets is forbidden' >&2; exit 1; }
+    [ "$FAKE_SECRET" = "without key" ] || printf %s "$(printf %s team-a-token-0123 | base64)" ;;
+  "port-forward "*) exec sleep 30 ;;
+esac`,
+  );
+  script("curl", `echo "curl $* stdin=$(cat 2>/dev/null | tr '\\n' ' ')" >> "${log}"`);
+  script("pushguard", `echo "pushguard $* stdin=$(cat)" >> "${log}"`);
+
+  function run(target: string, variables: Record<string, string>, fake: Record<string, string>) {
+    rmSync(log, { force: true });
+    const assignments = Object.entries({
+      RELEASE: "batch",
+      NAMESPACE: "metrics",
+      KUBECTL: join(bin, "kubectl"),
+      CURL: join(bin, "curl"),
+      PUSHGUARD: join(bin, "pushguard"),
+      IDENTITY: "team-a-ci",
+      JOB: "team-a-nightly",
+      ...variables,
+    }).map(([k, v]) => `${k}=${v}`);
+    const result = spawnSync("make", ["--no-print-directory", "-s", "-f", MAKEFILE, target, ...assignments], {
+      encoding: "utf8",
+      cwd: REPO,
+      timeout: 20_000,
+      env: { PATH: process.env.PATH, FAKE_SECRET_NAME: "pushguard-tokens", FAKE_SECRET: "ok", ...fake },
+    });
+    const calls = existsSync(log) ? readFileSync(log, "utf8") : "";
+    return { status: result.status, stderr: result.stderr, calls };
+  }
+
+  const TOKEN_TARGETS = ["pushguard-explain", "pushgateway-delete-group", "pushgateway-metrics"];
+
+  it.each(TOKEN_TARGETS)(
+    "%s reads the Secret the Deployment mounts (tokens.existingSecret needs no SECRET)",
+    (target) => {
+      const { status, stderr, calls } = run(target, {}, {});
+      expect(stderr).toBe("");
+      expect(status).toBe(0);
+      expect(calls).toMatch(
+        /kubectl -n metrics get deployment batch-pushguard -o jsonpath=\S+tokens\S+secretName/,
+      );
+      expect(calls).toContain("kubectl -n metrics get secret pushguard-tokens -o jsonpath={.data.team-a-ci}");
+      // The token reaches pushguard or curl on stdin.
+      expect(calls).toMatch(
+        target === "pushguard-explain"
+          ? /^pushguard explain .* stdin=team-a-token-0123$/m
+          : /stdin=Authorization: Bearer team-a-token-0123 $/m,
+      );
+    },
+  );
+
+  it("asks for the volume the chart mounts the token Secret as", () => {
+    const volume = /volumes\[\?\(@\.name=="([^"]+)"\)\]\.secret\.secretName/.exec(
+      readFileSync(MAKEFILE, "utf8"),
+    )?.[1];
+    const secretOf = (files: readonly string[]) =>
+      find(render(HELMS[1], files), "Deployment").spec.template.spec.volumes.find(
+        (v: { name: string }) => v.name === volume,
+      )?.secret.secretName;
+    expect(secretOf(PROFILES.default)).toBe(`${FULLNAME}-tokens`);
+    expect(secretOf(PROFILES.secured)).toBe("pushguard-tokens");
+  });
+
+  it("takes SECRET as given, without asking the Deployment", () => {
+    const { status, calls } = run("pushguard-explain", { SECRET: "my-tokens" }, { FAKE_SECRET_NAME: "" });
+    expect(status).toBe(0);
+    expect(calls).not.toContain("get deployment");
+    expect(calls).toContain("get secret my-tokens ");
+  });
+
+  it.each(
+    TOKEN_TARGETS.flatMap(
+      (target) =>
+        [
+          [target, "the Secret cannot be read", { FAKE_SECRET: "unreadable" }, /secrets is forbidden/],
+          [
+            target,
+            "the Secret lacks the key",
+            { FAKE_SECRET: "without key" },
+            /secret pushguard-tokens has no key team-a-ci/,
+          ],
+          [
+            target,
+            "the Deployment mounts no tokens Secret",
+            { FAKE_SECRET_NAME: "" },
+            /mounts no tokens Secret: set SECRET=<name>/,
+          ],
+        ] as Array<[string, string, Record<string, string>, RegExp]>,
+    ),
+  )("%s stops, sending nothing, when %s", (target, _why, fake, message) => {
+    const { status, stderr, calls } = run(target, {}, fake);
+    expect(status).not.toBe(0);
+    expect(stderr).toMatch(message);
+    expect(calls).not.toMatch(/^(pushguard|curl) /m);
+    expect(calls).not.toContain("port-forward");
   });
 });
