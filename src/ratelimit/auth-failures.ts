@@ -1,7 +1,7 @@
 import { ProblemError } from "../errors.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { RatePolicy } from "./gcra.js";
-import { rateLimitHeaders, retryAfterSeconds } from "./headers.js";
+import { refusalHeaders } from "./headers.js";
 import type { Clock, LimitStore, TakeResult } from "./store.js";
 
 /**
@@ -42,14 +42,13 @@ export function createAuthFailureLimiter(options: AuthFailureLimiterOptions): Li
       return error;
     }
     if (result.allowed) return error;
-    const state = result.states[0] as (typeof result.states)[number];
-    const retryAfter = retryAfterSeconds(state.retryAfterMs);
+    const headers = refusalHeaders([policy], result.states);
     metrics.rateLimited.inc({ team: "", reason: "auth-failures" });
     return new ProblemError(
       "ERR_RATE_LIMITED",
-      `too many failed authentications from this address; retry in ${retryAfter} s`,
+      `too many failed authentications from this address; retry in ${headers["retry-after"]} s`,
       {
-        headers: { ...rateLimitHeaders([policy], result.states), "retry-after": String(retryAfter) },
+        headers,
         details: { "violated-policies": [policy.name] },
         reason: "auth-failures",
       },

@@ -3,7 +3,7 @@ import { ProblemError } from "../errors.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { Operation } from "../pushgateway/classify.js";
 import type { BucketState } from "./gcra.js";
-import { rateLimitHeaders, retryAfterSeconds } from "./headers.js";
+import { rateLimitHeaders, refusalHeaders } from "./headers.js";
 import { compileRules, type LimitKind, type RateLimitRule, type ScopedCheck } from "./rules.js";
 import type { Clock, LimitStore } from "./store.js";
 
@@ -47,29 +47,29 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimit {
     if (checks.length === 0) return {};
     const result = await store.take(checks, clock());
     const policies = checks.map((check) => check.policy);
-    const headers = rateLimitHeaders(policies, result.states);
-    if (result.allowed) return headers;
-    throw refusal(checks, result.states, headers, request.team, metrics);
+    if (result.allowed) return rateLimitHeaders(policies, result.states);
+    throw refusal(checks, result.states, request.team, metrics);
   };
 }
 
 function refusal(
   checks: readonly ScopedCheck[],
   states: readonly BucketState[],
-  headers: Record<string, string>,
   team: string | undefined,
   metrics: Metrics,
 ): ProblemError {
   const violated = checks.filter((_, index) => !states[index]?.fits);
-  const waitMs = Math.max(...states.filter((state) => !state.fits).map((state) => state.retryAfterMs));
   const first = violated[0] as ScopedCheck;
   metrics.rateLimited.inc({ team: team ?? "", reason: first.scope });
-  const retryAfter = retryAfterSeconds(waitMs);
+  const headers = refusalHeaders(
+    checks.map((check) => check.policy),
+    states,
+  );
   return new ProblemError(
     "ERR_RATE_LIMITED",
-    `${first.scope} rate limit reached (${first.policy.rate}/s, burst ${first.policy.burst}); retry in ${retryAfter} s`,
+    `${first.scope} rate limit reached (${first.policy.rate}/s, burst ${first.policy.burst}); retry in ${headers["retry-after"]} s`,
     {
-      headers: { ...headers, "retry-after": String(retryAfter) },
+      headers,
       // The member name the ratelimit-headers draft defines for its quota-exceeded problem type.
       details: { "violated-policies": violated.map((check) => check.policy.name) },
       reason: first.scope,

@@ -4,7 +4,7 @@ import { ProblemError } from "../../src/errors.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { createAuthFailureLimiter } from "../../src/ratelimit/auth-failures.js";
 import type { RatePolicy } from "../../src/ratelimit/gcra.js";
-import { limitField, policyField, retryAfterSeconds } from "../../src/ratelimit/headers.js";
+import { limitField, policyField, refusalHeaders, retryAfterSeconds } from "../../src/ratelimit/headers.js";
 import { createRateLimiter, type RateLimitRequest } from "../../src/ratelimit/limiter.js";
 import { MemoryStore } from "../../src/ratelimit/memory-store.js";
 import type { RateLimitRule } from "../../src/ratelimit/rules.js";
@@ -237,10 +237,12 @@ describe("rules: per identity and per team", () => {
     const problem = refusal as ProblemError;
     expect(problem.code).toBe("ERR_RATE_LIMITED");
     expect(problem.status).toBe(429);
+    // team-write still has room, but its time to full (3 s) would outlast Retry-After: only the
+    // empty bucket is reported, so no advertised window ends after Retry-After.
     expect(problem.headers).toEqual({
       "retry-after": "1",
       "ratelimit-policy": '"identity-write";q=3;w=3, "team-write";q=5;w=5',
-      ratelimit: '"identity-write";r=0;t=1, "team-write";r=2;t=3',
+      ratelimit: '"identity-write";r=0;t=1',
     });
     expect(problem.details).toEqual({ "violated-policies": ["identity-write"] });
     const text = await metrics.registry.metrics();
@@ -277,6 +279,22 @@ describe("RateLimit header fields (draft-ietf-httpapi-ratelimit-headers-11)", ()
     expect(limitField([p], [{ fits: true, remaining: 10, resetMs: 0, retryAfterMs: 0 }])).toBe(
       '"x";r=10;t=0',
     );
+  });
+
+  it("a refusal reports only the empty buckets, and Retry-After is never before any of their t", () => {
+    const policies = [policy(5, 10, "roomy"), policy(1, 5, "short"), policy(0.5, 3, "long")];
+    const headers = refusalHeaders(policies, [
+      { fits: true, remaining: 3, resetMs: 7_000, retryAfterMs: 0 },
+      { fits: false, remaining: 0, resetMs: 4_400, retryAfterMs: 400 },
+      { fits: false, remaining: 0, resetMs: 5_500, retryAfterMs: 1_500 },
+    ]);
+    expect(headers).toEqual({
+      "ratelimit-policy": '"roomy";q=10;w=2, "short";q=5;w=5, "long";q=3;w=6',
+      ratelimit: '"short";r=0;t=1, "long";r=0;t=2',
+      "retry-after": "2",
+    });
+    const windows = [...(headers.ratelimit as string).matchAll(/;t=(\d+)/g)].map((match) => Number(match[1]));
+    expect(Math.max(...windows)).toBeLessThanOrEqual(Number(headers["retry-after"]));
   });
 
   it("Retry-After is whole seconds, rounded up, at least 1", () => {
