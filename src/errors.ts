@@ -39,11 +39,11 @@ const titles: Record<ProblemCode, string> = {
   ERR_REQUEST_INCOMPLETE: "Request body incomplete",
   ERR_BODY_TOO_LARGE: "Body too large",
   ERR_UNSUPPORTED_ENCODING: "Unsupported content encoding",
-  ERR_RATE_LIMITED: "Too many requests",
+  ERR_RATE_LIMITED: "Quota Exceeded",
   ERR_UPSTREAM_UNAVAILABLE: "Pushgateway unavailable",
   ERR_UPSTREAM_TIMEOUT: "Pushgateway timed out",
-  ERR_OVERLOADED: "Gateway overloaded",
-  ERR_RATE_LIMIT_STORE: "Rate-limit store unavailable",
+  ERR_OVERLOADED: "Temporary Reduced Capacity",
+  ERR_RATE_LIMIT_STORE: "Temporary Reduced Capacity",
   ERR_INTERNAL: "Internal error",
 };
 
@@ -81,10 +81,23 @@ export class ProblemError extends Error {
   }
 }
 
+/**
+ * The problem types that draft-ietf-httpapi-ratelimit-headers-11 defines (section 5) and asks
+ * IANA to register (section 10.2), for the codes they describe; every other code has its own
+ * pushguard URI. The codes sharing a type also share its registered title (RFC 9457 section
+ * 3.1.3: a title does not change between occurrences of a type), and `code` tells them apart.
+ */
+const registeredTypes: Partial<Record<ProblemCode, string>> = {
+  ERR_RATE_LIMITED: "https://iana.org/assignments/http-problem-types#quota-exceeded",
+  ERR_OVERLOADED: "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+  ERR_RATE_LIMIT_STORE: "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+};
+
 /** Builds the RFC 9457 response for a problem. */
 export function problemResponse(problem: ProblemError, requestId: string): Response {
   const body = {
-    type: `https://github.com/pushguard/pushguard#${problem.code.toLowerCase()}`,
+    type:
+      registeredTypes[problem.code] ?? `https://github.com/pushguard/pushguard#${problem.code.toLowerCase()}`,
     title: titles[problem.code],
     status: problem.status,
     detail: problem.message,

@@ -138,7 +138,8 @@ rateLimit:
     expect(response.headers["ratelimit-policy"]).toBe('"identity-write";q=3;w=3, "team-write";q=10;w=2');
     expect(response.headers.ratelimit).toBe('"identity-write";r=0;t=1');
     expect(response.json()).toMatchObject({
-      type: "https://github.com/pushguard/pushguard#err_rate_limited",
+      type: "https://iana.org/assignments/http-problem-types#quota-exceeded",
+      title: "Quota Exceeded",
       status: 429,
       code: "ERR_RATE_LIMITED",
       requestId: response.headers["x-request-id"],
@@ -298,7 +299,11 @@ describe("overload: concurrent upstream cap with a bounded queue", () => {
     });
     expect(refused.status).toBe(503);
     expect(refused.headers["retry-after"]).toBe("20");
-    expect(refused.json()).toMatchObject({ code: "ERR_OVERLOADED", status: 503 });
+    expect(refused.json()).toMatchObject({
+      type: "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+      code: "ERR_OVERLOADED",
+      status: 503,
+    });
     expect(await gateway.metrics.registry.metrics()).toContain(
       'pushguard_overload_rejections_total{reason="queue-full"} 1',
     );

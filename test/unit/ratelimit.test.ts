@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ANONYMOUS, type Identity } from "../../src/auth/identity.js";
-import { ProblemError } from "../../src/errors.js";
+import { type ProblemCode, ProblemError, problemResponse } from "../../src/errors.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import { createAuthFailureLimiter } from "../../src/ratelimit/auth-failures.js";
 import type { RatePolicy } from "../../src/ratelimit/gcra.js";
@@ -299,6 +299,19 @@ describe("RateLimit header fields (draft-ietf-httpapi-ratelimit-headers-11)", ()
 
   it("Retry-After is whole seconds, rounded up, at least 1", () => {
     expect([0, 1, 999.9999999, 1000, 1001, 2500].map(retryAfterSeconds)).toEqual([1, 1, 1, 1, 2, 3]);
+  });
+});
+
+describe("problem types (draft-ietf-httpapi-ratelimit-headers-11, section 5)", () => {
+  const IANA = "https://iana.org/assignments/http-problem-types";
+  it.each<[ProblemCode, string, string]>([
+    ["ERR_RATE_LIMITED", `${IANA}#quota-exceeded`, "Quota Exceeded"],
+    ["ERR_OVERLOADED", `${IANA}#temporary-reduced-capacity`, "Temporary Reduced Capacity"],
+    ["ERR_RATE_LIMIT_STORE", `${IANA}#temporary-reduced-capacity`, "Temporary Reduced Capacity"],
+    ["ERR_ACL_DENIED", "https://github.com/pushguard/pushguard#err_acl_denied", "Not allowed"],
+  ])("%s has type %s, and keeps its code", async (code, type, title) => {
+    const response = problemResponse(new ProblemError(code, "detail"), "request-1");
+    expect(await response.json()).toMatchObject({ type, title, code, requestId: "request-1" });
   });
 });
 
