@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { basic, bearer, send } from "../support/http.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 import { startPushguard, type TestPushguard } from "../support/pushguard.js";
+import { afterPendingWrites } from "../support/write-barrier.js";
 
 /** Pushgateway answers DELETE with 202 before it applies it: wait for the stored groups to settle. */
 const eventually = (assertion: () => Promise<void>) => vi.waitFor(assertion, { timeout: 3000, interval: 20 });
@@ -194,15 +195,28 @@ describe("required labels", () => {
       const response = await push(CHARLIE, path, "rows 2\n");
       expect(response.status, path).toBe(403);
     }
-    const deleteWithout = await send(pushguard.apiUrl, "DELETE", "/metrics/job/report", {
-      headers: bearer(CHARLIE),
-    });
-    expect(deleteWithout.status).toBe(403);
-    expect(await pushgateway.groups()).toEqual([{ job: "report", team: "charlie" }]);
+    // Groups charlie may not delete: one without the team label, and another team's.
+    for (const path of ["/metrics/job/report", "/metrics/job/report/team/alpha"]) {
+      expect((await send(pushgateway.url, "PUT", path, { body: "rows 9\n" })).status).toBe(200);
+      const refused = await send(pushguard.apiUrl, "DELETE", path, { headers: bearer(CHARLIE) });
+      expect(refused.status, path).toBe(403);
+    }
+    // A forwarded DELETE is answered 202 and applied later: wait until it would have been.
+    await afterPendingWrites(pushgateway.url);
+    expect(sortGroups(await pushgateway.groups())).toEqual([
+      { job: "report", team: "alpha" },
+      { job: "report", team: "charlie" },
+      { job: "report" },
+    ]);
     const deleteWith = await send(pushguard.apiUrl, "DELETE", "/metrics/job/report/team/charlie", {
       headers: bearer(CHARLIE),
     });
     expect(deleteWith.status).toBe(202);
-    await eventually(async () => expect(await pushgateway.groups()).toEqual([]));
+    await eventually(async () =>
+      expect(sortGroups(await pushgateway.groups())).toEqual([
+        { job: "report", team: "alpha" },
+        { job: "report" },
+      ]),
+    );
   });
 });

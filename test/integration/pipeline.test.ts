@@ -12,6 +12,7 @@ import {
   TEAM_B_TOKEN,
   type TestPushguard,
 } from "../support/pushguard.js";
+import { afterPendingWrites } from "../support/write-barrier.js";
 
 const BODY = "# TYPE backup_last_success_seconds gauge\nbackup_last_success_seconds 1700000000\n";
 
@@ -403,6 +404,32 @@ describe("every rejection is problem+json with a stable code and leaves the Push
     expect(await pushgateway.groups()).toEqual([{ job: "sentinel" }]);
     expect(stripVolatile(await pushgateway.metricsText())).toBe(stripVolatile(before));
     for (const token of [TEAM_A_TOKEN, TEAM_B_TOKEN, ADMIN_TOKEN]) expect(response.text).not.toContain(token);
+  });
+
+  it.each([
+    { name: "plainly", path: "/metrics/job/team-b-victim/instance/db1", headers: bearer(TEAM_A_TOKEN) },
+    {
+      name: "with a base64 job",
+      path: `/metrics/job@base64/${Buffer.from("team-b-victim").toString("base64url")}/instance/db1`,
+      headers: bearer(TEAM_A_TOKEN),
+    },
+    {
+      name: "percent-encoded",
+      path: "/metrics/job/%74eam-b-victim/instance/db1",
+      headers: bearer(TEAM_A_TOKEN),
+    },
+    { name: "without a credential", path: "/metrics/job/team-b-victim/instance/db1", headers: undefined },
+  ])("a refused DELETE ($name) leaves the victim's group in place", async ({ path, headers }) => {
+    const victim = { job: "team-b-victim", instance: "db1" };
+    const created = await send(pushgateway.url, "PUT", "/metrics/job/team-b-victim/instance/db1", {
+      body: BODY,
+    });
+    expect(created.status).toBe(200);
+    const response = await send(pushguard.apiUrl, "DELETE", path, { headers });
+    expect(response.status).toBe(headers ? 403 : 401);
+    // A forwarded DELETE would be answered 202 and applied later: wait until it would have been.
+    await afterPendingWrites(pushgateway.url);
+    expect(await pushgateway.groups()).toEqual([victim]);
   });
 });
 
