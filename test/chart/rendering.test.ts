@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Pod } from "kubernetes-models/v1/Pod";
 import { Histogram, Summary } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
@@ -11,6 +12,8 @@ import {
   find,
   findAll,
   HELMS,
+  type Loose,
+  NAMESPACE,
   PROFILES,
   PUSHGATEWAY,
   PUSHGATEWAY_HEADLESS,
@@ -23,7 +26,7 @@ import {
   runHelm,
   VARIANTS,
 } from "./helm.js";
-import { selects } from "./network-policy.js";
+import { admits, selects } from "./network-policy.js";
 
 const defaultTeam = { name: "default", members: ["default-ci"], jobs: ["*"], actions: ["push", "delete"] };
 const inClusterIssuer = { kubernetes: [{ name: "cluster", audiences: ["pushguard"] }] };
@@ -550,6 +553,37 @@ function notes(files: readonly string[]): string {
   return result.stdout.slice(result.stdout.indexOf("NOTES:"));
 }
 
+/** RFC 7386 JSON merge patch, as `kubectl run --overrides` applies it by default: lists are replaced. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> =
+    target !== null && typeof target === "object" && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+/** The Pod the NOTES' `kubectl run ... --overrides='...'` example creates. */
+function notesPushPod(text: string): Loose {
+  const command =
+    /kubectl -n (\S+) run (\S+) --rm -i --restart=Never --image=(\S+) \\\n\s+--labels=(\S+)=true --overrides='([^']*)'/.exec(
+      text,
+    );
+  if (!command) throw new Error(`no kubectl run example in:\n${text}`);
+  const [, namespace, name, image, label, overrides] = command as unknown as string[];
+  const generated = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace, labels: { [label as string]: "true" } },
+    spec: { restartPolicy: "Never", containers: [{ name, image, stdin: true, stdinOnce: true }] },
+  };
+  return mergePatch(generated, JSON.parse(overrides as string));
+}
+
 describe("NOTES.txt", () => {
   it("tells a default install how to push, and that its groups are not persisted", () => {
     const text = notes(PROFILES.default);
@@ -561,6 +595,53 @@ describe("NOTES.txt", () => {
     expect(text).toContain("honor_labels: true");
     expect(text).toContain("WARNING: pushgateway.persistence.enabled is false");
   });
+
+  it.each([
+    ["default", PROFILES.default, `${FULLNAME}-tokens`, "default-ci"],
+    ["secured", PROFILES.secured, "pushguard-tokens", "team-a-ci"],
+  ] as const)(
+    "profile %s: its kubectl run example mounts the token from the Secret and passes the restricted Pod Security Standard",
+    (_profile, files, secretName, key) => {
+      const text = notes(files);
+      expect(text).not.toContain("--env");
+      const pod = notesPushPod(text);
+      new Pod(pod).validate();
+      const [container, ...others] = pod.spec.containers;
+      expect(others).toEqual([]);
+      expect(container.env).toBeUndefined();
+      expect(pod.spec.automountServiceAccountToken).toBe(false);
+      expect(pod.spec.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(pod.spec.securityContext.runAsUser).toBeGreaterThan(0);
+      expect(container.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ["ALL"] },
+      });
+      // The same image and user the helm test pod runs curl as.
+      const testPod = find(render(HELMS[1], files), "Pod", `${FULLNAME}-push-test`).spec;
+      expect(container.image).toBe(testPod.containers[0].image);
+      expect(pod.spec.securityContext.runAsUser).toBe(testPod.securityContext.runAsUser);
+      expect(pod.spec.volumes).toContainEqual({
+        name: "token",
+        secret: { secretName, items: [{ key, path: "token" }] },
+      });
+      expect(container.command.join(" ")).toContain("$(cat /token/token)");
+      // The pod is one the NetworkPolicy lets push.
+      const objects = render(HELMS[1], files);
+      const api = {
+        namespace: NAMESPACE,
+        labels: find(objects, "Deployment").spec.template.metadata.labels,
+        port: 9091,
+        portName: "http",
+      };
+      expect(admits(objects, api, { namespace: pod.metadata.namespace, labels: pod.metadata.labels })).toBe(
+        true,
+      );
+    },
+  );
 
   it("tells the HA profile how its replicas are written and scraped", () => {
     const text = notes(PROFILES.ha);
