@@ -235,6 +235,8 @@ const upstream = z
         writePolicy: z.enum(["allInSync", "majority", "all"]).default("allInSync"),
         healthCheckIntervalMs: z.number().int().min(50).max(600_000).default(1_000),
         bootstrapWaitMs: z.number().int().nonnegative().max(600_000).default(10_000),
+        probeTimeoutMs: z.number().int().positive().max(600_000).default(2_000),
+        stragglerMs: z.number().int().nonnegative().max(600_000).default(1_000),
         redis: coordinationRedis("pushguard:replication:", 200).optional(),
       })
       .prefault({}),

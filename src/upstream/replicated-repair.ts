@@ -72,35 +72,42 @@ export async function repairReplica(
       stale.push({ path, desired: after.get(path) });
     }
     if (stale.length === 0) return { rounds: round, copied, skipped: refused.size };
-    await forEachLimited(stale, COPY_CONCURRENCY, async ({ path, desired }) => {
-      const invalidNow = options.stillValid();
-      if (invalidNow) throw new Error(invalidNow);
-      const status =
-        desired === undefined
-          ? await target.write("DELETE", path)
-          : await target.write("PUT", path, renderGroup(desired));
-      if (status >= 200 && status < 300) {
-        copied += 1;
-        return;
-      }
-      // A push that failed upstream still leaves its group behind (with the last good metrics);
-      // such a group can clash with another one and the target rightly refuses to recreate it.
-      if (desired !== undefined && !desired.lastPushSuccessful && status === 400) {
-        refused.add(path);
-        options.logger.warn(
-          { replica: target.url, group: path },
-          "repair skipped a group whose last push failed upstream: the target refuses it",
-        );
-        return;
-      }
-      throw new Error(
-        `${desired === undefined ? "DELETE" : "PUT"} ${path} on ${target.url} answered ${status}`,
-      );
-    });
+    // Deletes first: a group the source no longer has can clash with one it has (the same series
+    // under another grouping key), and the target would refuse that PUT while the old group stays.
+    // The Pushgateway applies writes in the order received, so the PUTs after see the deletes.
+    const deletes = stale.filter((group) => group.desired === undefined);
+    const puts = stale.filter((group) => group.desired !== undefined);
+    for (const batch of [deletes, puts]) await forEachLimited(batch, COPY_CONCURRENCY, copy);
   }
   throw new Error(
     `the target did not converge within ${maxRounds} rounds (writes keep changing the same groups)`,
   );
+
+  async function copy({ path, desired }: { path: string; desired: PushedGroup | undefined }) {
+    const invalidNow = options.stillValid();
+    if (invalidNow) throw new Error(invalidNow);
+    const status =
+      desired === undefined
+        ? await target.write("DELETE", path)
+        : await target.write("PUT", path, renderGroup(desired));
+    if (status >= 200 && status < 300) {
+      copied += 1;
+      return;
+    }
+    // A push that failed upstream still leaves its group behind (with the last good metrics);
+    // such a group can clash with another one and the target rightly refuses to recreate it.
+    if (desired !== undefined && !desired.lastPushSuccessful && status === 400) {
+      refused.add(path);
+      options.logger.warn(
+        { replica: target.url, group: path },
+        "repair skipped a group whose last push failed upstream: the target refuses it",
+      );
+      return;
+    }
+    throw new Error(
+      `${desired === undefined ? "DELETE" : "PUT"} ${path} on ${target.url} answered ${status}`,
+    );
+  }
 }
 
 /** Rendered content, `undefined` for an absent group: equal strings mean equal scrapes. */

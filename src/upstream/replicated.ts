@@ -26,6 +26,10 @@ export interface ReplicationSettings {
   readonly healthCheckIntervalMs: number;
   /** At first start, how long to wait for every replica before choosing the source of truth. */
   readonly bootstrapWaitMs: number;
+  /** Milliseconds a status probe may take before the replica counts as down. */
+  readonly probeTimeoutMs: number;
+  /** Once a write meets the policy, how long it still waits for the other replicas. */
+  readonly stragglerMs: number;
 }
 
 export interface ReplicatedUpstreamOptions {
@@ -71,7 +75,8 @@ export class ReplicatedUpstream implements Gateway {
   #repairFailures = 0;
   #nextRepairAt = 0;
   #lastDiscovery = Number.NEGATIVE_INFINITY;
-  #rotation = 0;
+  /** The replica that served the last read: reads stay on it while it is in sync. */
+  #reader: Replica | undefined;
   #closed = false;
   #sharedFailing = false;
 
@@ -133,6 +138,7 @@ export class ReplicatedUpstream implements Gateway {
         void discard(response);
         continue;
       }
+      this.#reader = replica;
       return response;
     }
     throw failure ?? noReplica("no in-sync Pushgateway replica can serve reads", "no-in-sync-replica");
@@ -151,15 +157,11 @@ export class ReplicatedUpstream implements Gateway {
         "write-policy",
       );
     }
-    const outcomes = await Promise.all(
-      replicas
-        .filter((replica) => replica.up)
-        .map((replica) =>
-          replica.upstream.request(request).then(
-            (response): Outcome => ({ replica, response }),
-            (error): Outcome => ({ replica, error }),
-          ),
-        ),
+    const outcomes = await this.#fanOut(
+      replicas.filter((replica) => replica.up),
+      request,
+      inSync,
+      required(writePolicy, replicas.length),
     );
     await Promise.all(
       outcomes
@@ -186,8 +188,9 @@ export class ReplicatedUpstream implements Gateway {
       if (outcome?.error !== undefined) this.#failed(replica, outcome.error);
       const storedHere = outcome !== undefined && stored(outcome);
       if (inSync.has(replica)) {
-        // Nothing is lost when no in-sync replica stored it: the write was not acknowledged.
-        if (!storedHere && storedInSync.length > 0) missed.push(replica);
+        // Nothing is lost when no in-sync replica stored it: the write was not acknowledged. But
+        // one that did not answer in time may have applied it, and differ from the others now.
+        if (!storedHere && (storedInSync.length > 0 || timedOut(outcome))) missed.push(replica);
       } else if (acknowledged ? !storedHere : storedHere || outcome?.error !== undefined) {
         missed.push(replica);
       }
@@ -216,29 +219,101 @@ export class ReplicatedUpstream implements Gateway {
     );
   }
 
-  /** In-sync, reachable replicas, starting with a different one each time. */
+  /**
+   * Sends a write to every target at once. Once `needed` in-sync replicas stored it, the others
+   * get `stragglerMs` more; one still silent then is cut off (its request aborted) and reported as
+   * timed out, so a hung replica costs each write at most that, not the whole upstream timeout.
+   */
+  #fanOut(
+    targets: readonly Replica[],
+    request: GatewayRequest,
+    inSync: ReadonlySet<Replica>,
+    needed: number,
+  ): Promise<Outcome[]> {
+    const { stragglerMs } = this.#options.replication;
+    const settled = new Map<Replica, Outcome>();
+    const cutOffs = new Map<Replica, AbortController>();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      let storedInSync = 0;
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+        const outcomes = targets.map((replica): Outcome => {
+          const outcome = settled.get(replica);
+          if (outcome) return outcome;
+          cutOffs.get(replica)?.abort();
+          const error = new ProblemError(
+            "ERR_UPSTREAM_TIMEOUT",
+            `the replica did not answer within ${stragglerMs} ms of the others`,
+            { reason: "straggler" },
+          );
+          return { replica, error };
+        });
+        resolve(outcomes);
+      };
+      const settle = (outcome: Outcome) => {
+        if (done) {
+          // Cut off already: too late to count.
+          if (outcome.response) void discard(outcome.response);
+          return;
+        }
+        settled.set(outcome.replica, outcome);
+        if (settled.size === targets.length) return finish();
+        if (stored(outcome) && inSync.has(outcome.replica)) storedInSync += 1;
+        if (storedInSync >= needed && timer === undefined) timer = setTimeout(finish, stragglerMs);
+      };
+      if (targets.length === 0) return resolve([]);
+      for (const replica of targets) {
+        const cutOff = new AbortController();
+        cutOffs.set(replica, cutOff);
+        const signal = request.signal ? AbortSignal.any([request.signal, cutOff.signal]) : cutOff.signal;
+        replica.upstream.request({ ...request, signal }).then(
+          (response) => settle({ replica, response }),
+          (error: unknown) => settle({ replica, error }),
+        );
+      }
+    });
+  }
+
+  /** In-sync, reachable replicas; the one that served the last read first, while it qualifies. */
   #readable(): Replica[] {
     const readable = this.#replicas.filter((replica) => replica.inSync && replica.up);
-    const start = this.#rotation++ % Math.max(readable.length, 1);
-    return [...readable.slice(start), ...readable.slice(0, start)];
+    const reader = this.#reader;
+    if (reader === undefined || !readable.includes(reader)) return readable;
+    return [reader, ...readable.filter((replica) => replica !== reader)];
   }
 
   /** Re-reads the start time; a different one means the replica restarted and lost its groups. */
   async #confirm(replica: Replica): Promise<boolean> {
-    const startTime = await replica.probe(this.#options.upstream.timeoutMs);
+    const startTime = await replica.probe(this.#probeTimeoutMs());
     if (startTime === undefined) return false;
-    if (startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
+    if (startTime !== replica.syncedStartTime) await this.#restarted(replica);
     return replica.inSync;
   }
 
+  #probeTimeoutMs(): number {
+    return Math.min(this.#options.replication.probeTimeoutMs, this.#options.upstream.timeoutMs);
+  }
+
+  /** Unreachable or hung: no more requests to it until a probe gets an answer again. */
   #failed(replica: Replica, error: unknown): void {
-    if ((error as ProblemError).code === "ERR_UPSTREAM_UNAVAILABLE") replica.up = false;
+    const { code } = error as ProblemError;
+    if (code === "ERR_UPSTREAM_UNAVAILABLE" || code === "ERR_UPSTREAM_TIMEOUT") replica.up = false;
   }
 
   /** The replica lacks an acknowledged write (or holds one that was refused): it must be repaired. */
   #missed(replica: Replica, reason: string): void {
     replica.generation += 1;
     this.#demote(replica, reason);
+  }
+
+  /** A restarted replica lost what it held: every pushguard must stop reading from it. */
+  async #restarted(replica: Replica): Promise<void> {
+    if (!replica.inSync) return;
+    this.#demote(replica, "restarted");
+    await this.#recordShared([replica]);
   }
 
   #demote(replica: Replica, reason: string): void {
@@ -259,6 +334,10 @@ export class ReplicatedUpstream implements Gateway {
     replica.verifiedConnects = connectsBefore;
     replica.sharedMisses = sharedMisses;
     this.#options.metrics.replicaInSync.set({ replica: replica.url }, 1);
+    this.#options.shared?.markSynced(replica.url, sharedMisses).then(
+      () => this.#sharedUp(),
+      (error: unknown) => this.#sharedDown(error),
+    );
   }
 
   /**
@@ -273,6 +352,19 @@ export class ReplicatedUpstream implements Gateway {
       }
     }
     return counts;
+  }
+
+  async #staleShared(): Promise<ReadonlySet<string>> {
+    const { shared } = this.#options;
+    if (!shared) return new Set();
+    try {
+      const stale = await shared.stale();
+      this.#sharedUp();
+      return stale;
+    } catch (error) {
+      this.#sharedDown(error);
+      return new Set();
+    }
   }
 
   async #sharedCounts(): Promise<ReadonlyMap<string, number> | undefined> {
@@ -339,18 +431,18 @@ export class ReplicatedUpstream implements Gateway {
 
   async #check(): Promise<void> {
     if (this.#closed) return;
-    const { logger, metrics, upstream } = this.#options;
+    const { logger, metrics } = this.#options;
     await this.#discover();
     await Promise.all(
       this.#replicas.map(async (replica) => {
         const wasUp = replica.up;
-        const startTime = await replica.probe(upstream.timeoutMs);
+        const startTime = await replica.probe(this.#probeTimeoutMs());
         if (startTime === undefined) {
           if (wasUp) logger.warn({ replica: replica.url }, "Pushgateway replica does not answer");
           return;
         }
         if (!wasUp) logger.info({ replica: replica.url, startTime }, "Pushgateway replica answers");
-        if (replica.inSync && startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
+        if (replica.inSync && startTime !== replica.syncedStartTime) await this.#restarted(replica);
       }),
     );
     await this.#syncShared();
@@ -393,16 +485,20 @@ export class ReplicatedUpstream implements Gateway {
   }
 
   /**
-   * With no replica in sync (first start, or every in-sync one lost), one must define the truth:
-   * the reachable replica holding the most groups (a replica that restarted empty or missed pushes
-   * has fewer), then the most recently written. At first start this waits up to
-   * `bootstrapWaitMs` for every replica to answer.
+   * With no replica in sync (first start, or every in-sync one lost), one must define the truth.
+   * With shared state, never a replica that missed a write since it was last in sync (unless
+   * every one did); among the rest, the one holding the most groups (a replica that restarted
+   * empty or missed pushes has fewer), then the most recently written. At first start this waits
+   * up to `bootstrapWaitMs` for every replica to answer.
    */
   async #bootstrap(): Promise<void> {
-    const up = this.#replicas.filter((replica) => replica.up);
-    if (up.length === 0) return;
+    const reachable = this.#replicas.filter((replica) => replica.up);
+    if (reachable.length === 0) return;
     const waiting = Date.now() - this.#startedAt < this.#options.replication.bootstrapWaitMs;
-    if (up.length < this.#replicas.length && waiting) return;
+    if (reachable.length < this.#replicas.length && waiting) return;
+    const stale = await this.#staleShared();
+    const fresh = reachable.filter((replica) => !stale.has(replica.url));
+    const up = fresh.length > 0 ? fresh : reachable;
     const candidates = await Promise.all(
       up.map(async (replica) => {
         try {
@@ -443,7 +539,7 @@ export class ReplicatedUpstream implements Gateway {
     const started = performance.now();
     target.repairing = true;
     try {
-      const targetStart = await target.probe(upstream.timeoutMs);
+      const targetStart = await target.probe(this.#probeTimeoutMs());
       const targetGeneration = target.generation;
       const sourceGeneration = source.generation;
       const stillValid = () =>
@@ -463,7 +559,7 @@ export class ReplicatedUpstream implements Gateway {
         stillValid,
       });
       const connectsBefore = connectionCount(target.origin);
-      const startNow = await target.probe(upstream.timeoutMs);
+      const startNow = await target.probe(this.#probeTimeoutMs());
       const sharedNow = await this.#syncShared();
       const invalid =
         startNow !== targetStart
@@ -508,7 +604,13 @@ function stored(outcome: Outcome): boolean {
 function missReason(outcome: Outcome | undefined): string {
   if (outcome === undefined) return "down";
   if (outcome.restarted) return "restarted";
+  if (timedOut(outcome)) return "write-timeout";
   return outcome.error !== undefined ? "write-failed" : "write-rejected";
+}
+
+/** No answer in time: the write may or may not have been applied there. */
+function timedOut(outcome: Outcome | undefined): boolean {
+  return (outcome?.error as ProblemError | undefined)?.code === "ERR_UPSTREAM_TIMEOUT";
 }
 
 /** How many in-sync replicas must store a write for `policy`, out of `total` configured. */

@@ -200,7 +200,7 @@ describe("the HA profile's rendered pushgateway args and pushguard config, run f
   it("keeps the replicas' shared state in Redis under the release's prefix, with the password from its Secret", () => {
     expect(keyPrefix).toBe("pushguard:monitoring:pg-pushguard:replication:");
     const keys = redis.cli("--scan", "--pattern", `${keyPrefix}*`).stdout.trim().split("\n").filter(Boolean);
-    expect(keys).toEqual([`${keyPrefix}misses`]);
+    expect(keys.sort()).toEqual([`${keyPrefix}misses`, `${keyPrefix}synced`]);
     const misses = redis.cli("HGETALL", `${keyPrefix}misses`).stdout.trim().split("\n");
     expect(misses[0]).toBe((replicas[2] as Replica).url);
   });

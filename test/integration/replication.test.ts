@@ -221,7 +221,10 @@ describe("restart detection", () => {
     for (let index = 0; index < 5; index++) {
       expect((await push(pushguard, `team-a-quiet-${index}`, `load_value ${index}\n`)).status).toBe(200);
     }
-    const victim = replicas[1] as Replica;
+    // Reads stay on one replica while it is in sync (the first, here): restart that one.
+    const first = await send(pushguard.apiUrl, "GET", "/api/v1/metrics", { headers: bearer(ADMIN_TOKEN) });
+    expect(groupsOf(first.json()).size).toBe(5);
+    const victim = replicas[0] as Replica;
     await victim.kill();
     await victim.start();
     for (let read = 0; read < 30; read++) {
@@ -458,6 +461,83 @@ describe("several pushguards sharing write misses through Redis", () => {
       expect(other.logs().some((line) => line.reason === "missed-elsewhere")).toBe(true);
     } finally {
       await other?.close();
+      await redis.stop();
+    }
+  });
+});
+
+describe("a hung replica (a stopped process: it accepts connections and never answers)", () => {
+  it("holds no write for the upstream timeout: it is cut off, marked out of sync, and repaired once it answers", async () => {
+    const [, hung] = replicas as [Replica, Replica, Replica];
+    // An upstream timeout far beyond the test's own: a write that waited for it would fail the test.
+    pushguard = await startPushguard(
+      config(urlsOf(replicas), "healthCheckIntervalMs: 100, bootstrapWaitMs: 0, stragglerMs: 50").replace(
+        "timeoutMs: 2000",
+        "timeoutMs: 120000",
+      ),
+    );
+    await waitInSync(pushguard, replicas);
+    hung.process.child.kill("SIGSTOP");
+    try {
+      for (let index = 0; index < 5; index++) {
+        expect((await push(pushguard, `team-a-hung-${index}`, `load_value ${index}\n`)).status).toBe(200);
+      }
+      const states = await replicaStates(pushguard);
+      expect(states[hung.url]).not.toBe("in-sync");
+      expect(pushguard.logs().some((line) => line.reason === "write-timeout")).toBe(true);
+      const read = await send(pushguard.apiUrl, "GET", "/api/v1/metrics", { headers: bearer(ADMIN_TOKEN) });
+      expect([...groupsOf(read.json()).keys()].sort()).toEqual(
+        [0, 1, 2, 3, 4].map((index) => `team-a-hung-${index}`),
+      );
+    } finally {
+      hung.process.child.kill("SIGCONT");
+    }
+    await waitInSync(pushguard, replicas, 20_000);
+    const stored = await hung.groups();
+    expect([...stored.keys()].sort()).toEqual([0, 1, 2, 3, 4].map((index) => `team-a-hung-${index}`));
+    expect([...stored.values()].map((group) => group.value).sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe("a pushguard restarting while a replica is out of sync (shared state in Redis)", () => {
+  it("never takes the replica that missed a write as the source of truth, even when it holds the most groups", async () => {
+    const redis = await startRedis();
+    const [, stale] = replicas as [Replica, Replica, Replica];
+    // No health checks after the first: nothing repairs the stale replica before the restart.
+    const shared = `healthCheckIntervalMs: 600000, bootstrapWaitMs: 0, redis: { url: "${redis.url}", keyPrefix: "test-boot:" }`;
+    try {
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      await waitInSync(pushguard, replicas);
+      // Straight to one replica: groups nobody acknowledged, and one that makes it refuse the
+      // next push of team-a-report (the same series under another grouping key).
+      for (const job of ["team-a-extra-1", "team-a-extra-2"]) {
+        expect((await send(stale.url, "PUT", `/metrics/job/${job}`, { body: "load_value 9\n" })).status).toBe(
+          200,
+        );
+      }
+      expect(
+        (
+          await send(stale.url, "PUT", "/metrics/job/team-a-report/instance@base64/=", {
+            body: "load_value 9\n",
+          })
+        ).status,
+      ).toBe(200);
+      expect((await push(pushguard, "team-a-report", "load_value 2\n")).status).toBe(200);
+      expect((await replicaStates(pushguard))[stale.url]).toBe("out-of-sync");
+      await pushguard.close();
+
+      // A new pushguard knows nothing but what Redis says; the stale replica holds the most groups.
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      await waitInSync(pushguard, replicas);
+      for (const replica of replicas) {
+        const stored = await replica.groups();
+        expect({
+          replica: replica.url,
+          jobs: [...stored.keys()],
+          value: stored.get("team-a-report")?.value,
+        }).toEqual({ replica: replica.url, jobs: ["team-a-report"], value: 2 });
+      }
+    } finally {
       await redis.stop();
     }
   });

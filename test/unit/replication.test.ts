@@ -24,6 +24,8 @@ teams: [{ name: a, members: [ci], jobs: ["a-*"], actions: [push] }]
       writePolicy: "allInSync",
       healthCheckIntervalMs: 1_000,
       bootstrapWaitMs: 10_000,
+      probeTimeoutMs: 2_000,
+      stragglerMs: 1_000,
     });
     expect(parseConfig(yaml('dns: { name: "pg-headless.monitoring.svc" }'), "t", {}).upstream.dns).toEqual({
       name: "pg-headless.monitoring.svc",
