@@ -111,9 +111,18 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
   let entrypoint: string[] = [];
   let finalRoot = "";
   let user = "";
+  let labels: Record<string, string> = {};
+  /** `--build-arg`s of a release build: the base image pinned by digest. */
+  const NODE_DIGEST = `sha256:${"4e".repeat(32)}`;
+  const buildArgs: Record<string, string> = {
+    NODE_IMAGE: `node:24-bookworm-slim@${NODE_DIGEST}`,
+    VERSION: "1.2.3",
+  };
 
   it("builds every stage: npm ci, tsc, then production dependencies only", () => {
-    const args = new Map<string, string>();
+    // ARGs before the first FROM are seen only by FROM lines; a stage sees the ARGs it declares.
+    const globalArgs = new Map<string, string>();
+    let args = globalArgs;
     let root = "";
     let workdir = "/";
     let env: Record<string, string> = {};
@@ -123,19 +132,27 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
         text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a, b) => args.get(a ?? b) ?? "");
       switch (keyword) {
         case "ARG": {
-          const [name = "", value = ""] = rest.split("=");
-          args.set(name, value);
+          const [name = "", ...value] = rest.split("=");
+          const fallback =
+            value.length > 0 ? value.join("=").replace(/^"(.*)"$/, "$1") : globalArgs.get(name);
+          args.set(name, buildArgs[name] ?? fallback ?? "");
           break;
         }
         case "FROM": {
           const alias = /\bAS\s+(\S+)/i.exec(rest)?.[1] ?? `stage${stages.size}`;
-          expect(expand(rest.split(/\s+/)[0] ?? "")).toMatch(/^node:24[-.\w]*$/);
+          args = globalArgs;
+          expect(expand(rest.split(/\s+/)[0] ?? "")).toMatch(/^node:24[-.\w]*(@sha256:[0-9a-f]{64})?$/);
+          args = new Map();
           root = join(work, "stages", alias);
           mkdirSync(root, { recursive: true });
           stages.set(alias, root);
-          [workdir, env, user, entrypoint] = ["/", {}, "", []];
+          [workdir, env, user, entrypoint, labels] = ["/", {}, "", [], {}];
           break;
         }
+        case "LABEL":
+          for (const [, name = "", value = ""] of rest.matchAll(/([\w.-]+)="([^"]*)"/g))
+            labels[name] = expand(value);
+          break;
         case "WORKDIR":
           workdir = rest;
           mkdirSync(at("."), { recursive: true });
@@ -195,6 +212,17 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
     expect(statSync(join(finalRoot, "app/dist/main.js")).isFile()).toBe(true);
     expect(existsSync(join(finalRoot, "app/src"))).toBe(false);
   }, 180_000);
+
+  it("carries the OCI labels, naming the pinned base image and where the source is", () => {
+    expect(labels).toMatchObject({
+      "org.opencontainers.image.title": "pushguard",
+      "org.opencontainers.image.version": "1.2.3",
+      "org.opencontainers.image.base.name": buildArgs.NODE_IMAGE,
+    });
+    for (const name of ["source", "url"]) {
+      expect(labels[`org.opencontainers.image.${name}`], name).toMatch(/^https:\/\/\S+$/);
+    }
+  });
 
   it("runs as a numeric non-root user, the one the chart's pods run as", () => {
     const [uid, gid] = user.split(":").map(Number);
