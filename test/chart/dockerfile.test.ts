@@ -1,5 +1,6 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -14,7 +15,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
+import { freePort, type RunningProcess, waitForHttp } from "../support/processes.js";
 import { HELMS, PROFILES, pushguardConfig, REPO, render } from "./helm.js";
+import { PodFiles, writeTokens } from "./run-rendered.js";
 
 /**
  * No Docker engine runs here, so this replays the Dockerfile: every stage gets a directory standing
@@ -84,8 +87,59 @@ function listFiles(root: string, directory = root): string[] {
   });
 }
 
+/** Every file and directory below `root`, with its size and modification time. */
+function snapshot(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true }).map((entry) => {
+    const path = join(entry.parentPath, entry.name);
+    const { size, mtimeMs } = statSync(path);
+    return `${relative(root, path)} ${size} ${mtimeMs}`;
+  });
+}
+
+/**
+ * Starts `command` the way the container runtime would: in `cwd`, with only `env`, and as `uid`:`gid`
+ * when this test runs as root (root ignores file modes, so a read-only tree would not bind it).
+ */
+function startAsImageUser(
+  command: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; uid: number; gid: number },
+): RunningProcess {
+  const asRoot = process.getuid?.() === 0;
+  const child = spawn(command[0] as string, command.slice(1), {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(asRoot ? { uid: options.uid, gid: options.gid } : {}),
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    async stop(graceMs = 5_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
 const work = mkdtempSync(join(tmpdir(), "pushguard-image-"));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// The image's user must be able to read (never write) what the replay builds here.
+chmodSync(work, 0o755);
+afterAll(() => {
+  spawnSync("chmod", ["-R", "u+w", work]);
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe("the Dockerfile, replayed without a Docker engine", () => {
   const instructions = parseDockerfile(readFileSync(join(REPO, "Dockerfile"), "utf8"));
@@ -281,6 +335,48 @@ describe("the Dockerfile, replayed without a Docker engine", () => {
     expect(result.stdout).toContain("is valid");
     expect(result.status).toBe(0);
   });
+
+  it("serves as ENTRYPOINT and CMD start it, from a read-only tree with only /tmp writable", async () => {
+    const [uid = 0, gid = 0] = user.split(":").map(Number);
+    const files = new PodFiles(join(work, "serve"));
+    const config = pushguardConfig(render(HELMS[1], PROFILES.default));
+    config.listen = { api: `127.0.0.1:${await freePort()}`, metrics: `127.0.0.1:${await freePort()}` };
+    // Nothing listens there: liveness does not depend on the pushgateway.
+    config.upstream.url = `http://127.0.0.1:${await freePort()}`;
+    config.server.shutdownGraceMs = 1000;
+    writeTokens(config, files);
+    const configFile = files.write("/etc/pushguard/config/config.yaml", stringifyYaml(config));
+    // The pod's /tmp (an emptyDir): the only place the process may write.
+    const podTmp = join(work, "pod-tmp");
+    mkdirSync(podTmp);
+    chmodSync(podTmp, 0o1777);
+    // ENTRYPOINT + CMD, with the image's paths mapped to the replayed tree and the mounted config.
+    const command = entrypoint.map((arg) => {
+      if (arg === "/etc/pushguard/config/config.yaml") return configFile;
+      return arg.startsWith("/app/") ? join(finalRoot, arg) : arg;
+    });
+    expect(command).toContain(configFile);
+    const before = snapshot(finalRoot);
+    expect(spawnSync("chmod", ["-R", "a-w", finalRoot]).status).toBe(0);
+    try {
+      const running = startAsImageUser(command, {
+        cwd: join(finalRoot, "app"),
+        // What the image sets, HOME as the runtime gives a user without a passwd entry (/, read-only).
+        env: { PATH: process.env.PATH, NODE_ENV: "production", HOME: finalRoot, TMPDIR: podTmp },
+        uid,
+        gid,
+      });
+      try {
+        await waitForHttp(`http://${config.listen.metrics}/healthz`, running, 15_000);
+      } finally {
+        expect(await running.stop(5_000), running.output()).toBe(0);
+      }
+      expect(running.output()).not.toMatch(/EACCES|EROFS|EPERM/);
+    } finally {
+      spawnSync("chmod", ["-R", "u+w", finalRoot]);
+    }
+    expect(snapshot(finalRoot)).toEqual(before);
+  }, 30_000);
 });
 
 describe(".dockerignore semantics", () => {
