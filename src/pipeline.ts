@@ -111,6 +111,10 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     } catch (error) {
       problem = error instanceof ProblemError ? error : internalError(error, logger, requestId);
       status = problem.status;
+      // The client only learns that an issuer is unavailable; the operator needs to know why.
+      if (problem.code === "ERR_AUTH_UNAVAILABLE") {
+        logger.warn({ requestId, cause: (problem.cause as Error | undefined)?.message }, problem.message);
+      }
       const response = problemResponse(problem, requestId);
       response.headers.set("x-request-id", requestId);
       // Node drains an unread body after we answer so the connection can be reused; that is cheap

@@ -69,12 +69,13 @@ export function jwtIssuers(config: Config): JwtIssuerOptions[] {
     }),
   );
   const kubernetes = config.identities.kubernetes.map(
-    (issuer): JwtIssuerOptions => ({
+    (issuer, index): JwtIssuerOptions => ({
       ...commonOptions(issuer),
       kind: "kubernetes",
       discoveryUrl: issuer.apiServer,
       caFile: issuer.caFile,
       bearerTokenFile: issuer.tokenFile,
+      configKey: `identities.kubernetes.${index}`,
       subjectClaim: "sub",
     }),
   );

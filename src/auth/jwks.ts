@@ -19,6 +19,8 @@ export interface KeySourceOptions {
   readonly caFile?: string;
   /** Bearer token file sent with discovery and JWKS requests (the pod's own ServiceAccount token). */
   readonly bearerTokenFile?: string;
+  /** Where the issuer is in the config (`identities.kubernetes.0`), named when its files cannot be read. */
+  readonly configKey?: string;
 }
 
 /** Injectable fetch, so tests can count requests; defaults to undici's. */
@@ -158,14 +160,35 @@ function withBearer(
     options.discoveryUrl !== undefined && new URL(url).origin === new URL(options.discoveryUrl).origin;
   if (options.bearerTokenFile && toApiServer) {
     // Re-read every time: the kubelet rotates projected tokens in place.
-    result.authorization = `Bearer ${readFileSync(options.bearerTokenFile, "utf8").trim()}`;
+    const token = readIssuerFile(options, "tokenFile", options.bearerTokenFile).trim();
+    result.authorization = `Bearer ${token}`;
   }
   return result;
 }
 
+/**
+ * undici's fetch, trusting `caFile` when one is given. The CA is read at the first fetch, not
+ * when the authenticator is built: a config for the cluster then still loads (for `check`,
+ * `explain` and static tokens) where the file does not exist, and only this issuer's tokens are
+ * refused, as ERR_AUTH_UNAVAILABLE naming the key, until it can be read.
+ */
 function defaultFetch(options: KeySourceOptions): FetchLike {
-  const dispatcher = options.caFile
-    ? new Agent({ connect: { ca: readFileSync(options.caFile, "utf8") } })
-    : undefined;
-  return (url, init) => undiciFetch(url, { ...init, dispatcher }) as unknown as Promise<Response>;
+  let dispatcher: Agent | undefined;
+  return async (url, init) => {
+    if (options.caFile && !dispatcher) {
+      dispatcher = new Agent({ connect: { ca: readIssuerFile(options, "caFile", options.caFile) } });
+    }
+    return undiciFetch(url, { ...init, dispatcher }) as unknown as Promise<Response>;
+  };
+}
+
+function readIssuerFile(options: KeySourceOptions, key: "caFile" | "tokenFile", file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const where = options.configKey ? `${options.configKey}.${key}` : key;
+    throw new Error(`${where}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      cause: error,
+    });
+  }
 }

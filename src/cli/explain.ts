@@ -42,7 +42,12 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
   let identity: Identity;
   try {
     const authenticate = createAuthenticator(config);
-    identity = request.token === undefined ? ANONYMOUS : await authenticate(`Bearer ${request.token}`);
+    if (request.token === undefined) identity = ANONYMOUS;
+    else {
+      const { header, how } = authorizationFor(request.token);
+      if (how) lines.push(`credential: ${how}`);
+      identity = await authenticate(header);
+    }
   } catch (error) {
     return deny(lines, "authenticate", error);
   }
@@ -70,6 +75,22 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
   }
 }
 
+/** RFC 6750 token68: what a Bearer credential may consist of. */
+const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * The Authorization header a client would send this token in. A token outside the Bearer
+ * character set (a static token may be anything) only works as the Basic password, so it is
+ * presented that way, as serve would see it from a client using basic auth.
+ */
+function authorizationFor(token: string): { header: string; how?: string } {
+  if (TOKEN68.test(token)) return { header: `Bearer ${token}` };
+  return {
+    header: `Basic ${Buffer.from(`explain:${token}`, "utf8").toString("base64")}`,
+    how: "sent as the Basic password (it has characters a Bearer token cannot carry)",
+  };
+}
+
 function describeIdentity(identity: Identity): string {
   const parts = [`${identity.name} (${identity.via}${identity.issuer ? `, issuer ${identity.issuer}` : ""})`];
   if (identity.namespace)
@@ -81,6 +102,8 @@ function describeIdentity(identity: Identity): string {
 function deny(lines: string[], stage: string, error: unknown): Explanation {
   if (!(error instanceof ProblemError)) throw error;
   lines.push(`decision:  DENY at ${stage}: ${error.status} ${error.code} — ${error.message}`);
+  // Why an identity provider is unavailable (a missing caFile, say): for the operator asking.
+  if (error.cause instanceof Error) lines.push(`cause:     ${error.cause.message}`);
   lines.push("upstream:  nothing is forwarded");
   return { allowed: false, text: `${lines.join("\n")}\n` };
 }

@@ -1,4 +1,6 @@
+import { accessSync, constants } from "node:fs";
 import type { Config } from "../config/load.js";
+import { ambiguousPatternWarnings } from "../policy/ambiguous-patterns.js";
 import { describeMember } from "../policy/members.js";
 import { describeUpstream } from "../upstream/create-gateway.js";
 
@@ -30,7 +32,36 @@ export function summarizeConfig(config: Config): string {
     }`,
   ];
   if (config.teams.length === 0) lines.splice(lines.indexOf("teams:") + 1, 0, "  (none)");
+  const warnings = configWarnings(config);
+  if (warnings.length > 0) lines.push("warnings:", ...warnings.map((warning) => `  - ${warning}`));
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * What is valid but probably not what was meant: job patterns that let one identity reach
+ * another's jobs, and issuer files that cannot be read here (read only when keys are fetched, so
+ * a config for the cluster can still be checked, and explained, on a laptop).
+ */
+export function configWarnings(config: Config): string[] {
+  const unreadable = config.identities.kubernetes.flatMap((issuer, index) =>
+    (["caFile", "tokenFile"] as const).flatMap((key) => {
+      const file = issuer[key];
+      if (file === undefined || readable(file)) return [];
+      return [
+        `identities.kubernetes.${index}.${key}: cannot read ${file}; tokens of issuer ${issuer.name} are refused (503) until it can be read`,
+      ];
+    }),
+  );
+  return [...ambiguousPatternWarnings(config), ...unreadable];
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function rateLimits(config: Config): string[] {

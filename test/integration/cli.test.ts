@@ -160,6 +160,23 @@ teams:
     expect(batch).toContain("team=batch");
   });
 
+  it("warns, still valid, about a job pattern that does not keep namespaces apart", async () => {
+    const path = writeConfig(
+      "ambiguous.yaml",
+      `upstream: { url: "http://127.0.0.1:9191" }
+identities:
+  kubernetes:
+    - { name: cluster, audiences: [pushguard] }
+teams:
+  - { name: namespaces, members: [{ issuer: cluster, namespace: "*" }], jobs: ["{namespace}-*"], actions: [push] }
+`,
+    );
+    const result = await runCli(["check", "--config", path]);
+    expect(result.code).toBe(0);
+    const warnings = result.stdout.slice(result.stdout.indexOf("warnings:"));
+    expect(warnings).toMatch(/^warnings:\n {2}- teams\.0\.jobs\.0: "\{namespace\}-\*" .*"\{namespace\}_\*"/);
+  });
+
   it("never prints a token or its hash", async () => {
     const path = writeConfig("valid-secrets.yaml", validConfig(19391, 19392, "http://127.0.0.1:9191"));
     const result = await runCli(["check", "--config", path], { env: childEnv(DASHBOARD_ENV) });

@@ -85,3 +85,103 @@ describe("pushguard explain", () => {
     expect(explain(["--path", "/metrics"]).code).toBe(1);
   });
 });
+
+describe("pushguard explain presents the credential as serve would accept it", () => {
+  // hash-token accepts any token; only Basic auth can carry one outside the Bearer character set.
+  const ODD_TOKEN = 'odd token with spaces, "quotes" and ü: 0123456789';
+
+  it("a static token that is not token68 is explained as the Basic password, not as malformed", () => {
+    const path = join(dir, "odd.yaml");
+    writeFileSync(
+      path,
+      `
+upstream: { url: "http://127.0.0.1:9191" }
+identities:
+  static:
+    - { name: odd, sha256: "${hashToken(ODD_TOKEN).toString("hex")}" }
+teams: [{ name: odd, members: [odd], jobs: ["odd-*"], actions: [push] }]
+`,
+    );
+    const result = spawnSync(
+      "node",
+      ["dist/main.js", "explain", "--config", path, "--method", "PUT", "--path", "/metrics/job/odd-1"],
+      { input: ODD_TOKEN, encoding: "utf8" },
+    );
+    expect(result.stdout).toContain("identity:  odd (static-token)");
+    expect(result.stdout).toContain("sent as the Basic password");
+    expect(result.status).toBe(0);
+  });
+});
+
+describe("pushguard explain with an in-cluster Kubernetes issuer, run outside the cluster", () => {
+  let clusterConfig: string;
+  beforeAll(() => {
+    clusterConfig = join(dir, "in-cluster.yaml");
+    // The README's in-cluster issuer: its caFile and tokenFile exist only inside a pod.
+    writeFileSync(
+      clusterConfig,
+      `
+upstream: { url: "http://127.0.0.1:9191" }
+identities:
+  static:
+    - { name: batch, sha256: "${hashToken(TEAM_TOKEN).toString("hex")}" }
+  kubernetes:
+    - name: cluster
+      issuer: "https://kubernetes.default.svc.cluster.local"
+      audiences: [pushguard]
+      apiServer: "https://kubernetes.default.svc"
+      caFile: ${join(dir, "absent", "ca.crt")}
+      tokenFile: ${join(dir, "absent", "token")}
+teams:
+  - { name: team-a, members: [batch], jobs: ["team-a-*"], actions: [push] }
+  - name: namespaces
+    members: [{ issuer: cluster, namespace: "*" }]
+    jobs: ["{namespace}_*"]
+    actions: [push]
+`,
+    );
+  });
+
+  const run = (args: string[], stdin: string) =>
+    spawnSync("node", ["dist/main.js", ...args, "--config", clusterConfig], {
+      input: stdin,
+      encoding: "utf8",
+    });
+
+  it("still answers for a static token", () => {
+    const result = run(["explain", "--method", "PUT", "--path", "/metrics/job/team-a-x"], TEAM_TOKEN);
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toContain("decision:  ALLOW (team team-a grants push on jobs team-a-*)");
+    expect(result.status).toBe(0);
+  });
+
+  it("refuses that issuer's tokens as unavailable, naming the key that cannot be read", () => {
+    const encode = (part: object) => Buffer.from(JSON.stringify(part)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const token = [
+      encode({ alg: "RS256", kid: "k1", typ: "JWT" }),
+      encode({
+        iss: "https://kubernetes.default.svc.cluster.local",
+        aud: ["pushguard"],
+        sub: "system:serviceaccount:payments:reporter",
+        iat: now,
+        exp: now + 600,
+      }),
+      "c2lnbmF0dXJl",
+    ].join(".");
+    const result = run(["explain", "--method", "PUT", "--path", "/metrics/job/payments_x"], token);
+    expect(result.status).toBe(2);
+    expect(result.stdout).toContain("DENY at authenticate: 503 ERR_AUTH_UNAVAILABLE");
+    expect(result.stdout).toMatch(
+      /cause: +identities\.kubernetes\.0\.(caFile|tokenFile): cannot read \/.*\/absent\/(ca\.crt|token): ENOENT/,
+    );
+  });
+
+  it("check and serve agree: check is valid and warns about the unreadable files", () => {
+    const result = run(["check"], "");
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain("warnings:");
+    expect(result.stdout).toContain("identities.kubernetes.0.caFile: cannot read");
+    expect(result.stdout).toContain("identities.kubernetes.0.tokenFile: cannot read");
+  });
+});

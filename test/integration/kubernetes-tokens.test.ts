@@ -15,6 +15,7 @@ import {
 } from "../support/jwt-issuer.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 import { startPushguard, type TestPushguard } from "../support/pushguard.js";
+import { afterPendingWrites } from "../support/write-barrier.js";
 
 /** Pushgateway answers DELETE with 202 before it applies it: wait for the stored groups to settle. */
 const eventually = (assertion: () => Promise<void>) => vi.waitFor(assertion, { timeout: 3000, interval: 20 });
@@ -46,7 +47,7 @@ rateLimit: { authFailures: { rate: 100000, burst: 100000 } }
 teams:
   - name: namespaces
     members: [{ issuer: cluster, namespace: "*" }]
-    jobs: ["{namespace}-*"]
+    jobs: ["{namespace}_*"]
     actions: [push, delete]
   - name: db-backup
     members: [{ issuer: cluster, namespace: ops, serviceAccount: backup }]
@@ -104,9 +105,9 @@ const push = (token: string, job: string, method = "PUT") =>
 describe("projected ServiceAccount tokens verified with the API server's keys", () => {
   it("fetches discovery and keys from the API server with the pod's own token", async () => {
     const token = await apiServer.serviceAccountToken({ namespace: "payments", serviceAccount: "reporter" });
-    const response = await push(token, "payments-nightly");
+    const response = await push(token, "payments_nightly");
     expect(response.status).toBe(200);
-    expect(await pushgateway.groups()).toEqual([{ job: "payments-nightly" }]);
+    expect(await pushgateway.groups()).toEqual([{ job: "payments_nightly" }]);
     const fetched = apiServer.requests.filter((request) =>
       [DISCOVERY_PATH, JWKS_PATH].includes(request.path),
     );
@@ -125,27 +126,49 @@ describe("projected ServiceAccount tokens verified with the API server's keys", 
     expect(pushguard.logText()).not.toContain(POD_TOKEN);
   });
 
-  it("{namespace}-* lets a pod push and delete its own namespace's jobs only", async () => {
+  it("{namespace}_* lets a pod push and delete its own namespace's jobs only", async () => {
     const payments = await apiServer.serviceAccountToken({
       namespace: "payments",
       serviceAccount: "reporter",
     });
     const billing = await apiServer.serviceAccountToken({ namespace: "billing", serviceAccount: "reporter" });
-    expect((await push(payments, "payments-a")).status).toBe(200);
-    expect((await push(billing, "billing-a")).status).toBe(200);
+    expect((await push(payments, "payments_a")).status).toBe(200);
+    expect((await push(billing, "billing_a")).status).toBe(200);
     for (const [token, job] of [
-      [payments, "billing-a"],
-      [billing, "payments-a"],
+      [payments, "billing_a"],
+      [billing, "payments_a"],
       [payments, "payments"],
-      [payments, "xpayments-a"],
+      [payments, "xpayments_a"],
+      // Namespace names may contain "-" but never "_": namespace payments-prod's jobs are not payments'.
+      [payments, "payments-prod_x"],
+      [payments, "payments-prod-x"],
     ] as const) {
       const response = await push(token, job);
       expect(response.status, job).toBe(403);
       expect(response.json().code).toBe("ERR_ACL_DENIED");
     }
-    expect((await push(billing, "payments-a", "DELETE")).status).toBe(403);
-    expect((await push(payments, "payments-a", "DELETE")).status).toBe(202);
-    await eventually(async () => expect(await pushgateway.groups()).toEqual([{ job: "billing-a" }]));
+  });
+
+  it("a pod cannot delete another namespace's group, even one whose name extends its own", async () => {
+    const payments = await apiServer.serviceAccountToken({
+      namespace: "payments",
+      serviceAccount: "reporter",
+    });
+    const prod = await apiServer.serviceAccountToken({
+      namespace: "payments-prod",
+      serviceAccount: "reporter",
+    });
+    const victims = ["billing_a", "payments-prod_x"];
+    for (const job of victims) {
+      expect((await send(pushgateway.url, "PUT", `/metrics/job/${job}`, { body: BODY })).status).toBe(200);
+    }
+    expect((await push(payments, "billing_a", "DELETE")).status).toBe(403);
+    expect((await push(payments, "payments-prod_x", "DELETE")).status).toBe(403);
+    // A forwarded DELETE is answered 202 and applied later: wait until it would have been.
+    await afterPendingWrites(pushgateway.url);
+    expect((await pushgateway.groups()).map((group) => group.job).sort()).toEqual(victims);
+    expect((await push(prod, "payments-prod_x", "DELETE")).status).toBe(202);
+    await eventually(async () => expect(await pushgateway.groups()).toEqual([{ job: "billing_a" }]));
   });
 
   it("team rules match namespace and serviceAccount together", async () => {
@@ -191,7 +214,7 @@ describe("projected ServiceAccount tokens verified with the API server's keys", 
         namespace: "payments",
         serviceAccount: "reporter",
       });
-      expect((await push(token, "payments-rotated")).status).toBe(200);
+      expect((await push(token, "payments_rotated")).status).toBe(200);
       expect(apiServer.requests.at(-1)).toMatchObject({
         path: JWKS_PATH,
         authorization: `Bearer ${newPodToken}`,
@@ -307,7 +330,7 @@ describe("tokens that are not acceptable ServiceAccount tokens are refused with 
     await send(pushgateway.url, "PUT", "/metrics/job/sentinel", { body: "sentinel 1\n" });
     const before = await authFailures(pushguard.metricsUrl, reason);
     const presented = await token();
-    const response = await push(presented, "payments-attack");
+    const response = await push(presented, "payments_attack");
     expectInvalid(response);
     expect(response.text).not.toContain(presented);
     expect(await authFailures(pushguard.metricsUrl, reason)).toBe(before + 1);
@@ -324,9 +347,9 @@ describe("when the API server cannot vouch for its keys", () => {
         serviceAccount: "reporter",
       });
       // The token itself is fine: the pushguard with tokenFile accepts it.
-      expect((await push(token, "payments-x")).status).toBe(200);
+      expect((await push(token, "payments_x")).status).toBe(200);
       const before = apiServer.requests.length;
-      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-x/instance/2", {
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments_x/instance/2", {
         headers: bearer(token),
         body: BODY,
       });
@@ -334,7 +357,52 @@ describe("when the API server cannot vouch for its keys", () => {
       expect(response.json().code).toBe("ERR_AUTH_UNAVAILABLE");
       const asked = apiServer.requests.slice(before).filter((request) => request.path === DISCOVERY_PATH);
       expect(asked.at(-1)?.authorization).toBeUndefined();
-      expect(await pushgateway.groups()).toEqual([{ job: "payments-x" }]);
+      expect(await pushgateway.groups()).toEqual([{ job: "payments_x" }]);
+    } finally {
+      await guard.close();
+    }
+  });
+
+  it("a caFile that cannot be read refuses only that issuer's tokens (503), and the log names the key", async () => {
+    const missingCa = join(dir, "absent-ca.crt");
+    const staticToken = "k8s-test-static-token-0123456789";
+    const guard = await startPushguard(
+      `
+listen: { api: "127.0.0.1:0", metrics: "127.0.0.1:0" }
+upstream: { url: "${pushgateway.url}" }
+identities:
+  static: [{ name: batch, tokenEnv: K8S_TEST_STATIC_TOKEN }]
+  kubernetes:
+    - name: cluster
+      issuer: "${CLUSTER_ISSUER}"
+      audiences: [pushguard]
+      apiServer: "${apiServer.url}"
+      caFile: "${missingCa}"
+      tokenFile: "${tokenFile}"
+teams:
+  - { name: batch, members: [batch], jobs: ["batch_*"], actions: [push] }
+  - { name: namespaces, members: [{ issuer: cluster, namespace: "*" }], jobs: ["{namespace}_*"], actions: [push] }
+`,
+      { K8S_TEST_STATIC_TOKEN: staticToken },
+    );
+    try {
+      const token = await apiServer.serviceAccountToken({
+        namespace: "payments",
+        serviceAccount: "reporter",
+      });
+      const refused = await send(guard.apiUrl, "PUT", "/metrics/job/payments_ca", {
+        headers: bearer(token),
+        body: BODY,
+      });
+      expect(refused.status).toBe(503);
+      expect(refused.json().code).toBe("ERR_AUTH_UNAVAILABLE");
+      expect(guard.logText()).toContain(`identities.kubernetes.0.caFile: cannot read ${missingCa}`);
+      const allowed = await send(guard.apiUrl, "PUT", "/metrics/job/batch_ca", {
+        headers: bearer(staticToken),
+        body: BODY,
+      });
+      expect(allowed.status).toBe(200);
+      expect(await pushgateway.groups()).toEqual([{ job: "batch_ca" }]);
     } finally {
       await guard.close();
     }
@@ -349,7 +417,7 @@ describe("when the API server cannot vouch for its keys", () => {
         serviceAccount: "reporter",
         overrides: { iss: elsewhere },
       });
-      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-y", {
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments_y", {
         headers: bearer(token),
         body: BODY,
       });
@@ -380,7 +448,7 @@ ${settings.apiServer ? `      apiServer: "${settings.apiServer}"\n` : ""}${setti
 teams:
   - name: namespaces
     members: [{ issuer: cluster, namespace: "*" }]
-    jobs: ["{namespace}-*"]
+    jobs: ["{namespace}_*"]
     actions: [push]
 `;
 }
@@ -411,12 +479,12 @@ describe("pushguard's own ServiceAccount token goes to the API server only", () 
           namespace: "payments",
           serviceAccount: "reporter",
         });
-        const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-public", {
+        const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments_public", {
           headers: bearer(token),
           body: BODY,
         });
         expect(response.status).toBe(200);
-        expect(await pushgateway.groups()).toEqual([{ job: "payments-public" }]);
+        expect(await pushgateway.groups()).toEqual([{ job: "payments_public" }]);
         expect(keyRequests(publicIssuer).map((request) => request.path)).toEqual(fetched);
         expect(publicIssuer.requests.map((request) => request.authorization)).toEqual(
           publicIssuer.requests.map(() => undefined),
@@ -440,7 +508,7 @@ describe("pushguard's own ServiceAccount token goes to the API server only", () 
     );
     try {
       const token = await cluster.serviceAccountToken({ namespace: "payments", serviceAccount: "reporter" });
-      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-external", {
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments_external", {
         headers: bearer(token),
         body: BODY,
       });
@@ -475,7 +543,7 @@ describe("pushguard's own ServiceAccount token goes to the API server only", () 
     );
     try {
       const token = await cluster.serviceAccountToken({ namespace: "payments", serviceAccount: "reporter" });
-      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments-elsewhere", {
+      const response = await send(guard.apiUrl, "PUT", "/metrics/job/payments_elsewhere", {
         headers: bearer(token),
         body: BODY,
       });

@@ -3,6 +3,7 @@ import { ANONYMOUS, type Identity } from "../../src/auth/identity.js";
 import { groupingKeyRules, memberSelector } from "../../src/config/jwt-schema.js";
 import { hashToken, parseConfig } from "../../src/config/load.js";
 import { ProblemError } from "../../src/errors.js";
+import { ambiguousPatternWarnings } from "../../src/policy/ambiguous-patterns.js";
 import { createAuthorizer } from "../../src/policy/decide.js";
 import { compileMember, describeMember } from "../../src/policy/members.js";
 import {
@@ -273,5 +274,66 @@ teams:
     ]) {
       expect(() => authorize(team, classify("PUT", path)), path).toThrow(ProblemError);
     }
+  });
+});
+
+describe("ambiguousPatternWarnings", () => {
+  const warningsFor = (jobs: string[], groupingKey = "") =>
+    ambiguousPatternWarnings(
+      parseConfig(
+        `
+upstream: { url: "http://127.0.0.1:9" }
+identities:
+  kubernetes:
+    - { name: cluster, audiences: [pushguard] }
+teams:
+  - name: namespaces
+    members: [{ issuer: cluster, namespace: "*" }]
+    jobs: ${JSON.stringify(jobs)}
+    actions: [push, delete]
+${groupingKey ? `    groupingKey: ${groupingKey}` : ""}
+`,
+        "patterns.yaml",
+        {},
+      ),
+    );
+
+  it.each([
+    ["{namespace}-*", "{namespace}_*"],
+    ["{namespace}*", "{namespace}_*"],
+    ["ns-{namespace}x?", "ns-{namespace}_?"],
+    ["{namespace}?", "{namespace}_?"],
+    ["{serviceAccount}.*", "{serviceAccount}_*"],
+    ["{namespace}{serviceAccount}", "{namespace}_{serviceAccount}"],
+  ])("warns about %s, naming the key and suggesting %s", (pattern, safe) => {
+    const [warning, ...rest] = warningsFor([pattern]);
+    expect(rest).toEqual([]);
+    expect(warning).toMatch(/^teams\.0\.jobs\.0: /);
+    expect(warning).toContain(`"${safe}"`);
+  });
+
+  it.each([
+    "{namespace}_*",
+    "{namespace}.*",
+    "{namespace}",
+    "{serviceAccount}_*",
+    "ci-{namespace}:*",
+    "{team}-*",
+    "{claims.repo}-*",
+  ])("accepts %s", (pattern) => {
+    expect(warningsFor([pattern])).toEqual([]);
+  });
+
+  it("does not warn when the same value is injected or required as a label", () => {
+    expect(warningsFor(["{namespace}-*"], '{ inject: { namespace: "{namespace}" } }')).toEqual([]);
+    expect(warningsFor(["{namespace}-*"], '{ require: { ns: "{namespace}" } }')).toEqual([]);
+    expect(warningsFor(["{namespace}-*"], '{ inject: { sa: "{serviceAccount}" } }')).toHaveLength(1);
+  });
+
+  it("the recommended separator really keeps payments out of payments-prod's jobs", () => {
+    const match = compilePattern("{namespace}_*");
+    expect(match("payments_x", vars({ namespace: "payments" }))).toBe(true);
+    expect(match("payments-prod_x", vars({ namespace: "payments" }))).toBe(false);
+    expect(compilePattern("{namespace}-*")("payments-prod-x", vars({ namespace: "payments" }))).toBe(true);
   });
 });
