@@ -1,6 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { Identity } from "../../src/auth/identity.js";
+import { hashToken, parseConfig } from "../../src/config/load.js";
 import { ProblemError } from "../../src/errors.js";
+import { createAuthorizer, type Decision } from "../../src/policy/decide.js";
 import { classify } from "../../src/pushgateway/classify.js";
 import { formatGroupingKey, type GroupingKey, parseGroupingKey } from "../../src/pushgateway/grouping-key.js";
 
@@ -14,14 +17,28 @@ function parsePath(path: string): GroupingKey {
   throw new Error(`not a push path: ${path}`);
 }
 
-/** Anchored glob as ACL rules use it: `*` is any run of characters, everything else literal. */
-function globMatches(glob: string, text: string): boolean {
-  const pattern = glob
-    .split("*")
-    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-    .join(".*");
-  return new RegExp(`^${pattern}$`, "s").test(text);
+/**
+ * The real authorizer, from a config where team-a owns `team-a-*`: once plain, once injecting
+ * its team label (so the upstream path is rebuilt from a grouping key the policy produced).
+ */
+function teamAAuthorizer(groupingKey: string) {
+  const config = parseConfig(
+    `
+upstream: { url: "http://127.0.0.1:9" }
+identities:
+  static:
+    - { name: team-a-ci, sha256: "${hashToken("team-a-token").toString("hex")}" }
+    - { name: team-b-ci, sha256: "${hashToken("team-b-token").toString("hex")}" }
+teams:
+  - { name: team-a, members: [team-a-ci], jobs: ["team-a-*"], actions: [push, delete]${groupingKey} }
+  - { name: team-b, members: [team-b-ci], jobs: ["team-b-*"], actions: [push, delete] }
+`,
+    "property.yaml",
+    {},
+  );
+  return createAuthorizer(config);
 }
+const TEAM_A_CI: Identity = { name: "team-a-ci", via: "static-token", groups: [], claims: {} };
 
 /** Characters that make paths interesting, mixed with arbitrary code points. */
 const tricky = fc.constantFrom(
@@ -122,6 +139,13 @@ describe("grouping key properties", () => {
         fc.constantFrom("", "", "/"),
       )
       .map(([prefix, job, pairs, end]) => prefix + job + pairs.map(([n, v]) => `/${n}/${v}`).join("") + end);
+    const authorizers = [
+      { authorize: teamAAuthorizer(""), injected: {} },
+      {
+        authorize: teamAAuthorizer(', groupingKey: { inject: { team: "{team}" } }'),
+        injected: { team: "team-a" },
+      },
+    ];
     let withLabels = 0;
     let accepted = 0;
     let acceptedOtherTeam = 0;
@@ -140,17 +164,27 @@ describe("grouping key properties", () => {
         accepted++;
         const key = operation.groupingKey;
         if (Object.keys(key.labels).length > 0) withLabels++;
-        // What the upstream will act on is exactly what was parsed (and authorized) ...
-        expect(parsePath(operation.upstreamPath)).toEqual(key);
-        // ... and canonicalization is idempotent through the whole classifier.
-        const again = classify(method, operation.upstreamPath);
-        expect(again).toEqual(operation);
-        if (!key.job.startsWith("team-a-")) {
-          acceptedOtherTeam++;
-          expect(globMatches("team-a-*", key.job)).toBe(false);
-          expect(globMatches("team-a-*", parsePath(operation.upstreamPath).job)).toBe(false);
-        } else {
-          expect(globMatches("team-a-*", key.job)).toBe(true);
+        const ownJob = key.job.startsWith("team-a-");
+        if (!ownJob) acceptedOtherTeam++;
+        for (const { authorize, injected } of authorizers) {
+          let decision: Decision;
+          try {
+            decision = authorize(TEAM_A_CI, operation);
+          } catch (error) {
+            expect((error as ProblemError).code).toBe("ERR_ACL_DENIED");
+            expect(ownJob, `refused ${rawPath} (job ${JSON.stringify(key.job)})`).toBe(false);
+            continue;
+          }
+          expect(ownJob, `allowed ${rawPath} (job ${JSON.stringify(key.job)})`).toBe(true);
+          expect(decision.team).toBe("team-a");
+          // The upstream acts on exactly the grouping key that was authorized ...
+          const authorized = { job: key.job, labels: { ...key.labels, ...injected } };
+          expect(decision.groupingKey).toEqual(authorized);
+          expect(parsePath(decision.upstreamPath)).toEqual(authorized);
+          // ... and classifying the forwarded path again authorizes the same thing.
+          expect(authorize(TEAM_A_CI, classify(method, decision.upstreamPath)).upstreamPath).toBe(
+            decision.upstreamPath,
+          );
         }
       }),
       { numRuns: 500 },
