@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { request } from "node:http";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { basic, bearer, send } from "../support/http.js";
@@ -430,6 +432,85 @@ describe("every rejection is problem+json with a stable code and leaves the Push
     // A forwarded DELETE would be answered 202 and applied later: wait until it would have been.
     await afterPendingWrites(pushgateway.url);
     expect(await pushgateway.groups()).toEqual([victim]);
+  });
+});
+
+/**
+ * Sends `body` in `chunkSize` pieces with Transfer-Encoding: chunked and no Content-Length (as a
+ * streaming client does), so only the streaming cap can stop it. Write errors after the server
+ * has answered (it closes the connection on a 413) are expected and ignored.
+ */
+function sendChunked(
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  chunkSize = 4096,
+): Promise<{ status: number; json: () => Record<string, unknown> }> {
+  const { hostname, port } = new URL(pushguard.apiUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, method: "PUT", path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolve({ status: res.statusCode ?? 0, json: () => JSON.parse(text) });
+      });
+    });
+    let answered = false;
+    req.on("response", () => {
+      answered = true;
+    });
+    req.on("error", (error) => {
+      if (!answered) reject(error);
+    });
+    (async () => {
+      for (let offset = 0; offset < body.length && !answered; offset += chunkSize) {
+        if (!req.write(body.subarray(offset, offset + chunkSize))) await once(req, "drain");
+        await new Promise((next) => setImmediate(next));
+      }
+      req.end();
+    })().catch(() => {});
+  });
+}
+
+describe("the streaming body cap (chunked bodies, no Content-Length)", () => {
+  it("a chunked body under the limits is forwarded", async () => {
+    const response = await sendChunked(
+      "/metrics/job/team-a-chunked",
+      bearer(TEAM_A_TOKEN),
+      Buffer.from(BODY),
+      16,
+    );
+    expect(response.status).toBe(200);
+    expect(await pushgateway.groups()).toEqual([{ job: "team-a-chunked" }]);
+  });
+
+  it.each([
+    {
+      name: "a chunked body over maxBytes",
+      headers: bearer(TEAM_A_TOKEN),
+      body: Buffer.from("big_metric 1\n".repeat(10_000)),
+    },
+    {
+      name: "a chunked gzip bomb",
+      headers: { ...bearer(TEAM_A_TOKEN), "content-encoding": "gzip" },
+      body: gzipSync(Buffer.from("bomb_metric 1\n".repeat(400_000))),
+    },
+  ])("$name → 413 ERR_BODY_TOO_LARGE, nothing stored", async ({ headers, body }) => {
+    await send(pushgateway.url, "PUT", "/metrics/job/sentinel", { body: "sentinel 1\n" });
+    const response = await sendChunked("/metrics/job/team-a-stream", headers, body);
+    expect(response.status).toBe(413);
+    expect(response.json().code).toBe("ERR_BODY_TOO_LARGE");
+    expect(await pushgateway.groups()).toEqual([{ job: "sentinel" }]);
+    const audit = pushguard
+      .logs()
+      .filter((line) => line.msg === "audit")
+      .at(-1)?.audit as Record<string, unknown>;
+    expect(audit).toMatchObject({
+      status: 413,
+      code: "ERR_BODY_TOO_LARGE",
+      groupingKey: 'job="team-a-stream"',
+    });
   });
 });
 
