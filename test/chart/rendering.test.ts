@@ -483,6 +483,8 @@ describe("rendering", () => {
         writePolicy: "majority",
         healthCheckIntervalMs: 2000,
         bootstrapWaitMs: 5000,
+        probeTimeoutMs: 2000,
+        stragglerMs: 1000,
         redis: { url: "redis://redis.redis.svc:6379/1", keyPrefix: "pg-ci:replication:" },
       },
     });

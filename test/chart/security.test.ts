@@ -650,6 +650,8 @@ describe("profile ha: replicated pushgateways", () => {
       writePolicy: "allInSync",
       healthCheckIntervalMs: 1000,
       bootstrapWaitMs: 10000,
+      probeTimeoutMs: 2000,
+      stragglerMs: 1000,
       redis: {
         url: "redis://pushguard-redis.monitoring.svc:6379/0",
         keyPrefix: `pushguard:${NAMESPACE}:${FULLNAME}:replication:`,
