@@ -67,11 +67,18 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     let identity: Identity = ANONYMOUS;
     let decision: Decision | undefined;
     let body: GuardedBody | undefined;
+    const bodyProgress = { receivedBytes: 0 };
     let status = 500;
     let problem: ProblemError | undefined;
     metrics.inFlight.inc();
     try {
-      operation = classify(method, rawPath, search);
+      try {
+        operation = classify(method, rawPath, search);
+      } catch (error) {
+        // The response stays the 400; the audit line still says who sent it, if that is known.
+        if (WRITE_METHODS.has(method)) identity = await identifyForAudit(authenticate, incoming.headers);
+        throw error;
+      }
       try {
         identity = await authenticate(incoming.headers.authorization);
         decision = authorize(identity, operation);
@@ -85,7 +92,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         job: "groupingKey" in operation ? operation.groupingKey.job : undefined,
         clientAddress,
       });
-      if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits);
+      if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits, bodyProgress);
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
       const upstreamStarted = performance.now();
       const response = await upstream.request({
@@ -150,10 +157,10 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
               : operation && "groupingKey" in operation
                 ? describeGroupingKey(operation.groupingKey)
                 : undefined,
-          decision: problem && !decision ? "deny" : "allow",
+          decision: problem && !forwardedThenFailed(problem) ? "deny" : "allow",
           status,
           code: problem?.code,
-          bytes: body?.receivedBytes ?? 0,
+          bytes: body?.receivedBytes ?? bodyProgress.receivedBytes,
           durationMs: Math.round(seconds * 1e6) / 1e3,
         };
         if (audit) logger.info({ audit: record }, "audit");
@@ -239,6 +246,27 @@ const DRAIN_LIMIT = 64 * 1024;
 function drainable(headers: HttpBindings["incoming"]["headers"]): boolean {
   if (headers["transfer-encoding"] !== undefined) return false;
   return Number(headers["content-length"] ?? 0) <= DRAIN_LIMIT;
+}
+
+/**
+ * The caller of a request refused before authentication (a malformed grouping key), for its
+ * audit line only: a credential that does not verify leaves it anonymous, and nothing about the
+ * response changes.
+ */
+async function identifyForAudit(
+  authenticate: Authenticate,
+  headers: HttpBindings["incoming"]["headers"],
+): Promise<Identity> {
+  try {
+    return await authenticate(headers.authorization);
+  } catch {
+    return ANONYMOUS;
+  }
+}
+
+/** Failures of a request pushguard let through: the Pushgateway, not the policy, said no. */
+function forwardedThenFailed(problem: ProblemError): boolean {
+  return problem.code === "ERR_UPSTREAM_UNAVAILABLE" || problem.code === "ERR_UPSTREAM_TIMEOUT";
 }
 
 function countProblem(metrics: Metrics, problem: ProblemError, action: string): void {

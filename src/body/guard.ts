@@ -22,6 +22,11 @@ export interface GuardedBody {
   readonly decompressed: boolean;
 }
 
+/** How much of the body has been read so far, kept up to date even when the body is refused. */
+export interface BodyProgress {
+  receivedBytes: number;
+}
+
 /**
  * Reads and checks a write's body before anything is sent upstream. The wire size is capped
  * (Content-Length is checked before reading), and a gzip body is decoded here with a cap on its
@@ -30,11 +35,15 @@ export interface GuardedBody {
  * exactly what was checked (and Pushgateway 1.5.1, which only knows lowercase `gzip`, is never
  * asked to decode anything).
  */
-export async function guardBody(request: IncomingMessage, limits: BodyLimits): Promise<GuardedBody> {
+export async function guardBody(
+  request: IncomingMessage,
+  limits: BodyLimits,
+  progress: BodyProgress = { receivedBytes: 0 },
+): Promise<GuardedBody> {
   const encoding = contentEncoding(request.headers["content-encoding"]);
   const declared = request.headers["content-length"];
   if (declared !== undefined && Number(declared) > limits.maxBytes) throw tooLarge("body", limits.maxBytes);
-  const raw = await readCapped(request, limits.maxBytes);
+  const raw = await readCapped(request, limits.maxBytes, progress);
   if (encoding === "identity") return { bytes: raw, receivedBytes: raw.length, decompressed: false };
   try {
     const bytes = await gunzipAsync(raw, { maxOutputLength: limits.maxDecompressedBytes });
@@ -65,7 +74,7 @@ function contentEncoding(header: string | undefined): "identity" | "gzip" {
  * Collects the body, failing as soon as it passes `maxBytes`. It stops reading instead of
  * destroying the request, so the client still gets its 413 (sent with `Connection: close`).
  */
-function readCapped(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+function readCapped(request: IncomingMessage, maxBytes: number, progress: BodyProgress): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -77,6 +86,7 @@ function readCapped(request: IncomingMessage, maxBytes: number): Promise<Buffer>
     };
     const onData = (chunk: Buffer) => {
       total += chunk.length;
+      progress.receivedBytes = total;
       if (total > maxBytes) {
         cleanup();
         request.pause();

@@ -590,6 +590,85 @@ describe("audit, logs and metrics", () => {
       expect(pushguard.logText()).not.toContain(token);
   });
 
+  it("audit lines of refused writes say who, how many bytes arrived, and deny", async () => {
+    const audits = () =>
+      pushguard
+        .logs()
+        .filter((line) => line.msg === "audit")
+        .map((line) => line.audit as Record<string, unknown>);
+    const before = audits().length;
+    // Refused while classifying, before authentication: the caller is still named.
+    await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-x/__name__/y", {
+      headers: bearer(TEAM_A_TOKEN),
+      body: BODY,
+    });
+    const corrupt = Buffer.concat([gzipSync("ok_metric 1\n").subarray(0, 12), Buffer.from("garbage")]);
+    await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-corrupt", {
+      headers: { ...bearer(TEAM_A_TOKEN), "content-encoding": "gzip" },
+      body: corrupt,
+    });
+    const large = Buffer.from("big_metric 1\n".repeat(10_000));
+    await sendChunked("/metrics/job/team-a-large", bearer(TEAM_A_TOKEN), large);
+    const [malformed, badGzip, tooLarge, ...rest] = audits().slice(before);
+    expect(rest).toEqual([]);
+    expect(malformed).toMatchObject({
+      identity: "team-a-ci",
+      via: "static-token",
+      decision: "deny",
+      status: 400,
+      code: "ERR_BAD_GROUPING_KEY",
+    });
+    expect(badGzip).toMatchObject({
+      identity: "team-a-ci",
+      decision: "deny",
+      status: 400,
+      code: "ERR_BAD_BODY_ENCODING",
+      bytes: corrupt.length,
+    });
+    expect(tooLarge).toMatchObject({ identity: "team-a-ci", decision: "deny", status: 413 });
+    // At least the limit was read before the body was refused.
+    expect(tooLarge?.bytes).toBeGreaterThan(65536);
+    expect(tooLarge?.bytes).toBeLessThanOrEqual(large.length);
+  });
+
+  it("an unverifiable credential on a malformed path is audited as anonymous, still a 400", async () => {
+    const response = await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-x/instance", {
+      headers: bearer("not-a-real-token-at-all"),
+      body: BODY,
+    });
+    expect(response.status).toBe(400);
+    const audit = pushguard
+      .logs()
+      .filter((line) => line.msg === "audit")
+      .at(-1)?.audit;
+    expect(audit).toMatchObject({ identity: "anonymous", decision: "deny", code: "ERR_BAD_GROUPING_KEY" });
+  });
+
+  it("a rate-limited write is audited as deny", async () => {
+    const limited = await startPushguard(
+      standardConfig(pushgateway.url, "rateLimit: { rules: [{ scope: team, rate: 0.001, burst: 1 }] }"),
+    );
+    try {
+      const push = () =>
+        send(limited.apiUrl, "PUT", "/metrics/job/team-a-limited", {
+          headers: bearer(TEAM_A_TOKEN),
+          body: BODY,
+        });
+      expect((await push()).status).toBe(200);
+      expect((await push()).status).toBe(429);
+      const audits = limited
+        .logs()
+        .filter((line) => line.msg === "audit")
+        .map((line) => line.audit);
+      expect(audits).toMatchObject([
+        { decision: "allow", status: 200 },
+        { identity: "team-a-ci", team: "team-a", decision: "deny", status: 429, code: "ERR_RATE_LIMITED" },
+      ]);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("exposes pushguard_ metrics, health and readiness on the metrics listener", async () => {
     await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-m", {
       headers: bearer(TEAM_A_TOKEN),
