@@ -57,6 +57,12 @@ interface Outcome {
 const MAX_REPAIR_BACKOFF_MS = 30_000;
 
 /**
+ * After the shared state failed to answer, reads skip it for this long: a hung Redis would
+ * otherwise add its command timeout to every read. Recording misses never skips it.
+ */
+const SHARED_COOLDOWN_MS = 1_000;
+
+/**
  * Several Pushgateways kept identical by pushguard. Writes (push, delete, wipe) go to every
  * reachable replica, in the same order per group (`GroupLocks`); a write is acknowledged when
  * the write policy is met, and every in-sync replica that did not store it is marked out of sync
@@ -79,6 +85,7 @@ export class ReplicatedUpstream implements Gateway {
   #reader: Replica | undefined;
   #closed = false;
   #sharedFailing = false;
+  #sharedSkipUntil = 0;
 
   private constructor(options: ReplicatedUpstreamOptions) {
     this.#options = options;
@@ -369,12 +376,13 @@ export class ReplicatedUpstream implements Gateway {
 
   async #sharedCounts(): Promise<ReadonlyMap<string, number> | undefined> {
     const { shared } = this.#options;
-    if (!shared) return undefined;
+    if (!shared || Date.now() < this.#sharedSkipUntil) return undefined;
     try {
       const counts = await shared.read();
       this.#sharedUp();
       return counts;
     } catch (error) {
+      this.#sharedSkipUntil = Date.now() + SHARED_COOLDOWN_MS;
       this.#sharedDown(error);
       return undefined;
     }

@@ -542,3 +542,35 @@ describe("a pushguard restarting while a replica is out of sync (shared state in
     }
   });
 });
+
+describe("a hung Redis for the shared state", () => {
+  it("costs one command timeout per second of reads, not one per read", async () => {
+    const redis = await startRedis();
+    const shared = `healthCheckIntervalMs: 600000, bootstrapWaitMs: 0, redis: { url: "${redis.url}", keyPrefix: "test-hung:", timeoutMs: 100 }`;
+    try {
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      await waitInSync(pushguard, replicas);
+      redis.process.child.kill("SIGSTOP");
+      const errors = async () =>
+        Number(
+          /^pushguard_upstream_replication_state_errors_total (\d+)$/m.exec(
+            await (pushguard as TestPushguard).metrics.registry.metrics(),
+          )?.[1] ?? 0,
+        );
+      const before = await errors();
+      for (let read = 0; read < 8; read++) {
+        const response = await send(pushguard.apiUrl, "GET", "/api/v1/metrics", {
+          headers: bearer(ADMIN_TOKEN),
+        });
+        expect(response.status).toBe(200);
+      }
+      // The first read pays the timeout and falls back to this pushguard's own view; the next ones
+      // skip Redis for a second (eight reads take far less, but allow for a slow machine).
+      expect((await errors()) - before).toBeGreaterThanOrEqual(1);
+      expect((await errors()) - before).toBeLessThanOrEqual(3);
+    } finally {
+      redis.process.child.kill("SIGCONT");
+      await redis.stop();
+    }
+  });
+});
