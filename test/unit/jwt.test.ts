@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type JWTPayload, SignJWT } from "jose";
+import { createLocalJWKSet, type JWTPayload, type JWTVerifyGetKey, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { createAuthenticator } from "../../src/auth/authenticate.js";
 import { createKeySource, type FetchLike } from "../../src/auth/jwks.js";
@@ -252,6 +252,35 @@ describe("createJwtVerifier", () => {
     await expect(verify(token)).resolves.toBeTruthy();
     clock += 30_000;
     expect((await rejection(verify(token))).reason).toBe("expired");
+  });
+
+  it("verifies a token once: a second presentation is answered from the cache, without key lookup", async () => {
+    const keys = createLocalJWKSet({ keys: [idpKey.publicJwk] });
+    let lookups = 0;
+    const countingKeys: JWTVerifyGetKey = (header, token) => {
+      lookups++;
+      return keys(header, token);
+    };
+    // Every issuer gets the counting key source, whatever the verifier's key for it is.
+    const keySources = new (class extends Map<string, JWTVerifyGetKey> {
+      override get() {
+        return countingKeys;
+      }
+    })();
+    const verify = createJwtVerifier([issuerOptions()], { keySources });
+    const token = await signJwt(claims(), idpKey);
+    const first = await verify(token);
+    expect(lookups).toBe(1);
+    expect(await verify(token)).toBe(first);
+    expect(lookups).toBe(1);
+    // Another token (even for the same subject) is verified on its own.
+    await verify(await signJwt(claims({ jti: "another" }), idpKey));
+    expect(lookups).toBe(2);
+    // A cache of size 0 verifies every presentation.
+    const uncached = createJwtVerifier([issuerOptions()], { keySources, cacheSize: 0 });
+    await uncached(token);
+    await uncached(token);
+    expect(lookups).toBe(4);
   });
 
   it("checks audience and the typ header when one is configured", async () => {
