@@ -84,6 +84,9 @@ runs them.
 {{- end }}
 
 {{- /* Rate limits */}}
+{{- if and $v.rateLimit.enabled $v.rateLimit.rules (eq $v.rateLimit.store "memory") (include "pushguard.severalReplicas" .) }}
+{{- $errors = append $errors "rateLimit.rules with rateLimit.store memory and several pushguard replicas (pushguard.replicaCount or pushguard.autoscaling): every replica would enforce each limit on its own, multiplying it by the replica count; set rateLimit.store redis and rateLimit.redis.url" }}
+{{- end }}
 {{- if and $v.rateLimit.enabled (eq $v.rateLimit.store "redis") (not $v.rateLimit.redis.url) }}
 {{- $errors = append $errors "rateLimit.store is redis but rateLimit.redis.url is empty" }}
 {{- end }}

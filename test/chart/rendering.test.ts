@@ -120,6 +120,14 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
       /pushguard\.terminationGracePeriodSeconds \(10\) must exceed pushguard\.preStopDelaySeconds \+ pushguard\.config\.server\.shutdownGraceMs \(15 s\)/,
   },
   {
+    name: "rate-limit rules kept in memory by each of several pushguard replicas",
+    values: {
+      pushguard: { replicaCount: 2 },
+      rateLimit: { enabled: true, store: "memory", rules: [{ scope: "team", rate: 5, burst: 10 }] },
+    },
+    message: /rateLimit\.rules with rateLimit\.store memory and several pushguard replicas/,
+  },
+  {
     name: "a PodDisruptionBudget that blocks every drain",
     values: { pushguard: { podDisruptionBudget: { enabled: true, minAvailable: 1, maxUnavailable: "" } } },
     message: /pushguard\.podDisruptionBudget\.minAvailable \(1\) must be below the replica count \(1/,
