@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { MemoryStore } from "../../src/ratelimit/memory-store.js";
 import { RedisStore } from "../../src/ratelimit/redis-store.js";
 import type { LimitCheck, LimitStore } from "../../src/ratelimit/store.js";
+import { startPushguardProcess } from "../e2e/harness.js";
 import { bearer, type RawResponse, send } from "../support/http.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 import {
@@ -16,6 +17,7 @@ import {
   TEAM_A_TOKEN,
   TEAM_B_TOKEN,
   type TestPushguard,
+  TOKEN_ENV,
 } from "../support/pushguard.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
 
@@ -48,10 +50,15 @@ afterEach(async () => {
  * the Redis store takes its time from the Redis server.
  */
 async function replica(onStoreError: "failOpen" | "failClosed" = "failOpen"): Promise<TestPushguard> {
-  const gateway = await startPushguard(
-    standardConfig(
-      pushgateway.url,
-      `
+  const gateway = await startPushguard(replicaConfig(onStoreError));
+  running.push(gateway);
+  return gateway;
+}
+
+function replicaConfig(onStoreError: "failOpen" | "failClosed" = "failOpen"): string {
+  return standardConfig(
+    pushgateway.url,
+    `
 rateLimit:
   store: redis
   onStoreError: ${onStoreError}
@@ -59,10 +66,7 @@ rateLimit:
   rules:
     - { scope: team, rate: 0.001, burst: 6 }
 `,
-    ),
   );
-  running.push(gateway);
-  return gateway;
 }
 
 let jobCounter = 0;
@@ -108,6 +112,35 @@ describe("one budget shared by two replicas through Redis", () => {
     // team-b has its own budget, on either replica.
     expect((await push(second, TEAM_B_TOKEN, "team-b")).status).toBe(200);
     expect((await pushgateway.groups()).filter((group) => group.job?.startsWith("team-a-"))).toHaveLength(6);
+  });
+
+  it("holds across separate processes: an in-process replica and a `pushguard serve` process", async () => {
+    const inProcess = await replica();
+    const separate = await startPushguardProcess(
+      replicaConfig().replace(
+        'listen: { api: "127.0.0.1:0", metrics: "127.0.0.1:0" }',
+        'listen: { api: "{{API}}", metrics: "{{METRICS}}" }',
+      ),
+      TOKEN_ENV,
+    );
+    try {
+      const statuses: number[] = [];
+      for (let index = 0; index < 8; index++) {
+        const target = index % 2 === 0 ? inProcess : separate;
+        jobCounter += 1;
+        const response = await send(target.apiUrl, "PUT", `/metrics/job/team-a-${jobCounter}`, {
+          headers: bearer(TEAM_A_TOKEN),
+          body: BODY,
+        });
+        statuses.push(response.status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429, 429]);
+      expect((await pushgateway.groups()).filter((group) => group.job?.startsWith("team-a-"))).toHaveLength(
+        6,
+      );
+    } finally {
+      await separate.stop();
+    }
   });
 
   it("loads the script again when Redis forgot it (EVALSHA falls back to EVAL)", async () => {
