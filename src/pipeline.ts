@@ -7,6 +7,7 @@ import { type BodyLimits, type GuardedBody, guardBody } from "./body/guard.js";
 import { ProblemError, problemResponse } from "./errors.js";
 import type { Logger } from "./observability/logger.js";
 import type { Metrics } from "./observability/metrics.js";
+import type { BodyMemory } from "./overload/body-memory.js";
 import type { UpstreamSlots } from "./overload/upstream-slots.js";
 import type { Authorize, Decision } from "./policy/decide.js";
 import { classify, type Operation } from "./pushgateway/classify.js";
@@ -24,6 +25,7 @@ export interface PipelineStages {
   readonly limitAuthFailures: LimitAuthFailures;
   readonly rateLimit: RateLimit;
   readonly bodyLimits: BodyLimits;
+  readonly bodyMemory: BodyMemory;
   readonly upstreamSlots: UpstreamSlots;
   readonly upstream: Gateway;
   readonly metrics: Metrics;
@@ -68,6 +70,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     let decision: Decision | undefined;
     let body: GuardedBody | undefined;
     const bodyProgress = { receivedBytes: 0 };
+    const bodyReservation = stages.bodyMemory.reserve();
     let status = 500;
     let problem: ProblemError | undefined;
     metrics.inFlight.inc();
@@ -92,7 +95,9 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         job: "groupingKey" in operation ? operation.groupingKey.job : undefined,
         clientAddress,
       });
-      if (method === "PUT" || method === "POST") body = await guardBody(incoming, bodyLimits, bodyProgress);
+      if (method === "PUT" || method === "POST") {
+        body = await guardBody(incoming, bodyLimits, bodyProgress, bodyReservation);
+      }
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
       const upstreamStarted = performance.now();
       const response = await upstream.request({
@@ -129,6 +134,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       if (body === undefined && !drainable(incoming.headers)) response.headers.set("connection", "close");
       return response;
     } finally {
+      bodyReservation.release();
       metrics.inFlight.dec();
       const action = operation?.action ?? "unknown";
       const seconds = (performance.now() - started) / 1000;

@@ -8,6 +8,7 @@ import { createJanitor, janitorAttribution } from "./janitor/create-janitor.js";
 import type { Janitor } from "./janitor/janitor.js";
 import { createLogger, type Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { BodyMemory } from "./overload/body-memory.js";
 import { UpstreamSlots } from "./overload/upstream-slots.js";
 import { createApiApp, type PipelineStages } from "./pipeline.js";
 import { createAuthorizer } from "./policy/decide.js";
@@ -55,6 +56,7 @@ interface Shared {
   /** Buckets and upstream slots outlive reloads: a reload must not hand out fresh budgets. */
   readonly limitStore: LimitStore;
   readonly upstreamSlots: UpstreamSlots;
+  readonly bodyMemory: BodyMemory;
   readonly clientAddress: ClientAddress;
   readonly clock: Clock;
 }
@@ -72,6 +74,7 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     limitAuthFailures: createAuthFailureLimiter({ ...config.rateLimit.authFailures, store, metrics, clock }),
     rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
     bodyLimits: config.body,
+    bodyMemory: shared.bodyMemory,
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,
@@ -96,6 +99,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     keySources: new Map(),
     limitStore: await createLimitStore(config.rateLimit, { logger, metrics }),
     upstreamSlots: new UpstreamSlots(config.overload, metrics),
+    bodyMemory: new BodyMemory(config.overload.maxBufferedBodyBytes, metrics),
     clientAddress: createClientAddress(config.server.trustedProxies),
     clock: options.clock ?? Date.now,
   };

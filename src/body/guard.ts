@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import { ProblemError } from "../errors.js";
+import type { BodyReservation } from "../overload/body-memory.js";
 
 const gunzipAsync = promisify(gunzip);
 
@@ -27,6 +28,11 @@ export interface BodyProgress {
   receivedBytes: number;
 }
 
+/** Deflate's largest expansion: one input byte never decodes to more than ~1032 output bytes. */
+const MAX_DEFLATE_RATIO = 1032;
+
+const UNBOUNDED: BodyReservation = { take() {}, give() {}, release() {} };
+
 /**
  * Reads and checks a write's body before anything is sent upstream. The wire size is capped
  * (Content-Length is checked before reading), and a gzip body is decoded here with a cap on its
@@ -34,26 +40,36 @@ export interface BodyProgress {
  * gigabytes. The decoded bytes are forwarded without Content-Encoding, so the upstream parses
  * exactly what was checked (and Pushgateway 1.5.1, which only knows lowercase `gzip`, is never
  * asked to decode anything).
+ *
+ * Every byte held is taken from `memory` (the process-wide body budget) as it arrives, and the
+ * decoded bytes once decoded; the caller releases the reservation when the request ends.
  */
 export async function guardBody(
   request: IncomingMessage,
   limits: BodyLimits,
   progress: BodyProgress = { receivedBytes: 0 },
+  memory: BodyReservation = UNBOUNDED,
 ): Promise<GuardedBody> {
   const encoding = contentEncoding(request.headers["content-encoding"]);
   const declared = request.headers["content-length"];
   if (declared !== undefined && Number(declared) > limits.maxBytes) throw tooLarge("body", limits.maxBytes);
-  const raw = await readCapped(request, limits.maxBytes, progress);
+  const raw = await readCapped(request, limits.maxBytes, progress, memory);
   if (encoding === "identity") return { bytes: raw, receivedBytes: raw.length, decompressed: false };
+  // Room for the largest output this input can decode to, before decoding; the rest is given back.
+  const bound = Math.min(limits.maxDecompressedBytes, raw.length * MAX_DEFLATE_RATIO);
+  memory.take(bound);
+  let bytes: Buffer;
   try {
-    const bytes = await gunzipAsync(raw, { maxOutputLength: limits.maxDecompressedBytes });
-    return { bytes, receivedBytes: raw.length, decompressed: true };
+    bytes = await gunzipAsync(raw, { maxOutputLength: limits.maxDecompressedBytes });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
       throw tooLarge("decompressed body", limits.maxDecompressedBytes, "decompressed-too-large");
     }
     throw new ProblemError("ERR_BAD_BODY_ENCODING", "the body is not valid gzip", { reason: "corrupt-gzip" });
   }
+  // Only the decoded bytes are kept from here on.
+  memory.give(raw.length + bound - bytes.length);
+  return { bytes, receivedBytes: raw.length, decompressed: true };
 }
 
 /** `identity` or `gzip`; header values are case-insensitive (RFC 9110 §8.4.1). */
@@ -74,7 +90,12 @@ function contentEncoding(header: string | undefined): "identity" | "gzip" {
  * Collects the body, failing as soon as it passes `maxBytes`. It stops reading instead of
  * destroying the request, so the client still gets its 413 (sent with `Connection: close`).
  */
-function readCapped(request: IncomingMessage, maxBytes: number, progress: BodyProgress): Promise<Buffer> {
+function readCapped(
+  request: IncomingMessage,
+  maxBytes: number,
+  progress: BodyProgress,
+  memory: BodyReservation,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -91,6 +112,14 @@ function readCapped(request: IncomingMessage, maxBytes: number, progress: BodyPr
         cleanup();
         request.pause();
         reject(tooLarge("body", maxBytes));
+        return;
+      }
+      try {
+        memory.take(chunk.length);
+      } catch (error) {
+        cleanup();
+        request.pause();
+        reject(error);
         return;
       }
       chunks.push(chunk);

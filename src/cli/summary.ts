@@ -24,7 +24,7 @@ export function summarizeConfig(config: Config): string {
     ),
     `anonymous: ${config.anonymous.actions.length ? config.anonymous.actions.join(", ") : "nothing (every request needs a credential)"}`,
     ...rateLimits(config),
-    `overload: at most ${config.overload.maxConcurrent} upstream requests at once, ${config.overload.maxQueued} queued for ${config.overload.maxQueueWaitMs} ms`,
+    `overload: at most ${config.overload.maxConcurrent} upstream requests at once, ${config.overload.maxQueued} queued for ${config.overload.maxQueueWaitMs} ms, ${config.overload.maxBufferedBodyBytes} body bytes in memory`,
     `janitor: ${
       config.janitor.enabled
         ? `every ${config.janitor.intervalMs} ms${config.janitor.dryRun ? " (dry run)" : ""}, default ttl ${config.janitor.defaultTtl ?? "none"}, lease ${config.janitor.lease.store}`

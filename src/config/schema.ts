@@ -409,6 +409,12 @@ export const configSchema = z
         maxConcurrent: z.number().int().positive().max(1000).default(64),
         maxQueued: z.number().int().nonnegative().max(10_000).default(64),
         maxQueueWaitMs: z.number().int().positive().max(60_000).default(1_000),
+        maxBufferedBodyBytes: z
+          .number()
+          .int()
+          .positive()
+          .max(4096 * MiB)
+          .default(128 * MiB),
       })
       .prefault({}),
     log: z
@@ -512,6 +518,16 @@ export const configSchema = z
         code: "custom",
         path: ["overload", "maxConcurrent"],
         message: `must not exceed upstream.connections (${connections}): the excess would queue unbounded in the connection pool`,
+      });
+    }
+    const buffered: unknown = config.overload?.maxBufferedBodyBytes;
+    // The largest gzip body holds its wire bytes and room for its decoded bytes at once.
+    const largest = Number(config.body?.maxBytes) + Number(config.body?.maxDecompressedBytes);
+    if (typeof buffered === "number" && Number.isFinite(largest) && buffered < largest) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["overload", "maxBufferedBodyBytes"],
+        message: `must be at least body.maxBytes + body.maxDecompressedBytes (${largest}): the largest body could never be accepted`,
       });
     }
     checkExpiry(config, ctx);

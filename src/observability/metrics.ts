@@ -108,9 +108,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly bodyBufferedBytes = new Gauge({
+    name: "pushguard_body_buffered_bytes",
+    help: "Request-body bytes held in memory now, received or decoded (at most overload.maxBufferedBodyBytes).",
+    registers: [this.registry],
+  });
+
   readonly overloadRejections = new Counter({
     name: "pushguard_overload_rejections_total",
-    help: "Requests refused with 503 ERR_OVERLOADED, by reason (queue-full, queue-timeout, client-gone).",
+    help: "Requests refused with 503 ERR_OVERLOADED, by reason (queue-full, queue-timeout, client-gone, body-memory).",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });

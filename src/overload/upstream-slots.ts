@@ -25,8 +25,8 @@ interface Waiter {
  * concurrency only adds latency, then lost writes. Beyond the cap a request waits at most
  * `maxQueueWaitMs`, behind at most `maxQueued` others; otherwise it gets
  * `503 ERR_OVERLOADED` with `Retry-After` at once. Bodies are read (and checked) before a slot is
- * taken, so a slow client never holds one; the memory of bodies being read is bounded by the
- * number of open client connections times `body.maxBytes` (plus `maxDecompressedBytes` for gzip).
+ * taken, so a slow client never holds one; the memory of bodies being read is bounded by
+ * `BodyMemory` instead.
  */
 export class UpstreamSlots {
   readonly #options: UpstreamSlotsOptions;

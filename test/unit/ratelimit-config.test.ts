@@ -27,7 +27,12 @@ describe("rate-limit and overload configuration", () => {
       onStoreError: "failOpen",
       memory: { maxKeys: 100_000 },
     });
-    expect(config.overload).toEqual({ maxConcurrent: 64, maxQueued: 64, maxQueueWaitMs: 1_000 });
+    expect(config.overload).toEqual({
+      maxConcurrent: 64,
+      maxQueued: 64,
+      maxQueueWaitMs: 1_000,
+      maxBufferedBodyBytes: 128 * 1024 * 1024,
+    });
     expect(config.server.trustedProxies).toEqual([]);
   });
 
@@ -103,6 +108,10 @@ server: { trustedProxies: ["10.0.0.0/8", "fd00::/8", "192.0.2.1"] }
     ["overload: { maxConcurrent: 65 }", "overload.maxConcurrent: must not exceed upstream.connections (64)"],
     ["overload: { maxQueued: -1 }", "overload.maxQueued: Too small"],
     ["overload: { maxQueueWaitMs: 0 }", "overload.maxQueueWaitMs: Too small"],
+    [
+      "overload: { maxBufferedBodyBytes: 41943039 }",
+      "overload.maxBufferedBodyBytes: must be at least body.maxBytes + body.maxDecompressedBytes (41943040)",
+    ],
   ])("%s → %s", (extra, expected) => {
     expect(issues(extra)).toEqual([expect.stringContaining(expected)]);
   });

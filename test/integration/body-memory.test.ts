@@ -1,0 +1,122 @@
+import { type ClientRequest, request } from "node:http";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { bearer, type RawResponse, send } from "../support/http.js";
+import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
+import { standardConfig, startPushguard, TEAM_A_TOKEN, type TestPushguard } from "../support/pushguard.js";
+
+/** Valid text exposition of exactly `bytes` bytes: one gauge line, padded with a comment. */
+function body(bytes: number, value = 1): Buffer {
+  const line = `held_value ${value}\n# `;
+  return Buffer.from(`${line}${"x".repeat(bytes - line.length - 1)}\n`);
+}
+
+let pushgateway: Pushgateway;
+let pushguard: TestPushguard;
+
+beforeAll(async () => {
+  pushgateway = await startPushgateway();
+  pushguard = await startPushguard(
+    standardConfig(
+      pushgateway.url,
+      `
+body: { maxBytes: 2000, maxDecompressedBytes: 500 }
+overload: { maxBufferedBodyBytes: 2500 }
+`,
+    ),
+  );
+});
+
+afterAll(async () => {
+  await pushguard?.close();
+  await pushgateway?.stop();
+});
+
+beforeEach(async () => {
+  expect((await send(pushgateway.url, "PUT", "/api/v1/admin/wipe")).status).toBe(202);
+});
+
+const buffered = async () =>
+  Number(/^pushguard_body_buffered_bytes (\d+)$/m.exec(await pushguard.metrics.registry.metrics())?.[1]);
+
+/** A push whose body is sent (chunked) but not finished: its bytes stay held until `finish`. */
+function heldPush(job: string, first: Buffer): { finish(rest: Buffer): Promise<number> } {
+  const { hostname, port } = new URL(pushguard.apiUrl);
+  let req: ClientRequest;
+  const answered = new Promise<number>((resolve, reject) => {
+    req = request(
+      {
+        host: hostname,
+        port,
+        method: "PUT",
+        path: `/metrics/job/${job}`,
+        headers: bearer(TEAM_A_TOKEN),
+        agent: false,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
+  });
+  // biome-ignore lint/style/noNonNullAssertion: assigned synchronously by the Promise executor
+  req!.write(first);
+  return {
+    finish(rest) {
+      req.end(rest);
+      return answered;
+    },
+  };
+}
+
+describe("the process-wide budget for request bodies in memory", () => {
+  it("refuses a body that would pass it with 503 ERR_OVERLOADED, forwards nothing, and frees it afterwards", async () => {
+    // Budget 2500 = body.maxBytes 2000 + maxDecompressedBytes 500. With 1970 bytes held, an 800-byte
+    // body cannot fit (2770), nor a 40-byte gzip body with room for its 500 decoded bytes (2510).
+    const held = body(1995);
+    const slow = heldPush("team-a-slow", held.subarray(0, 1970));
+    await vi.waitFor(async () => expect(await buffered()).toBe(1970), { interval: 10 });
+
+    const refusals: RawResponse[] = [
+      await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-plain", {
+        headers: bearer(TEAM_A_TOKEN),
+        body: body(800),
+      }),
+      // Small on the wire, but it may decode to body.maxDecompressedBytes: room for that is taken first.
+      await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-gzip", {
+        headers: { ...bearer(TEAM_A_TOKEN), "content-encoding": "gzip" },
+        body: gzipSync(body(400)),
+      }),
+    ];
+    for (const refused of refusals) {
+      expect(refused.status).toBe(503);
+      expect(refused.json().code).toBe("ERR_OVERLOADED");
+      expect(refused.headers["retry-after"]).toBe("1");
+      expect(refused.headers.connection).toBe("close");
+    }
+    expect(await buffered()).toBe(1970);
+
+    expect(await slow.finish(held.subarray(1970))).toBe(200);
+    expect(await buffered()).toBe(0);
+    expect(await pushgateway.groups()).toEqual([{ job: "team-a-slow" }]);
+    expect(await pushguard.metrics.registry.metrics()).toMatch(
+      /^pushguard_overload_rejections_total\{reason="body-memory"\} 2$/m,
+    );
+
+    // With the budget free again, the same two pushes go through.
+    for (const [job, headers, payload] of [
+      ["team-a-plain", bearer(TEAM_A_TOKEN), body(800)],
+      ["team-a-gzip", { ...bearer(TEAM_A_TOKEN), "content-encoding": "gzip" }, gzipSync(body(400))],
+    ] as const) {
+      const response = await send(pushguard.apiUrl, "PUT", `/metrics/job/${job}`, { headers, body: payload });
+      expect(response.status).toBe(200);
+    }
+    expect(await buffered()).toBe(0);
+    expect((await pushgateway.groups()).map((group) => group.job).sort()).toEqual([
+      "team-a-gzip",
+      "team-a-plain",
+      "team-a-slow",
+    ]);
+  });
+});
