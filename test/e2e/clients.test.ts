@@ -2,6 +2,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+// @ts-expect-error plain JS module
+import { startOidcProvider } from "../../examples/oidc-provider.mjs";
 import {
   buildGoClient,
   clientEnv,
@@ -320,16 +322,23 @@ describe("curl, as the README shows it", () => {
     const examples = quickStartExamples();
     expect(examples.length).toBeGreaterThanOrEqual(5);
     const demoYaml = readFileSync(join(REPO_ROOT, "examples", "demo.yaml"), "utf8");
+    // The demo's own OIDC provider (team-c), on a free port instead of 9093.
+    const idp = (await startOidcProvider()) as { issuer: string; close(): Promise<void> };
+    const idpAddress = new URL(idp.issuer).host;
     const demo = await startPushguardProcess(
       demoYaml
         .replaceAll("127.0.0.1:9091", "{{API}}")
         .replaceAll("127.0.0.1:9092", "{{METRICS}}")
+        .replaceAll("127.0.0.1:9093", idpAddress)
         .replaceAll("http://127.0.0.1:9191", pushgateway.url),
     );
     try {
       for (const example of examples) {
         const before = await groups();
-        const result = await bash(example.command.replaceAll("127.0.0.1:9091", demo.apiAddress), process.env);
+        const command = example.command
+          .replaceAll("127.0.0.1:9091", demo.apiAddress)
+          .replaceAll("127.0.0.1:9093", idpAddress);
+        const result = await bash(command, process.env);
         const context = `${example.comment}\n$ ${example.command}\n${result.stdout}${result.stderr}`;
         const after = await groups();
         if (example.expectStatus === undefined) {
@@ -348,6 +357,7 @@ describe("curl, as the README shows it", () => {
       expect((await fetch(`${pushgateway.url}/-/healthy`)).status).toBe(200);
     } finally {
       await demo.stop();
+      await idp.close();
     }
   });
 

@@ -9,9 +9,10 @@ import { setTimeout as sleep } from "node:timers/promises";
  * worker's process can take the port between the probe and the spawn, and a test would then talk
  * to that process instead of its own.
  */
-const PORT_BLOCK_START = 10_000;
+// From 11000: fetch refuses the "bad ports" of the Fetch standard, and 10080 is the last of them.
+const PORT_BLOCK_START = 11_000;
 const PORT_BLOCK_SIZE = 1_000;
-const PORT_BLOCKS = 22;
+const PORT_BLOCKS = 21;
 const workerId = Number(process.env.VITEST_POOL_ID ?? "1");
 const blockStart = PORT_BLOCK_START + ((workerId - 1) % PORT_BLOCKS) * PORT_BLOCK_SIZE;
 // A later test file may run in the same worker slot: start elsewhere in the block than it did.

@@ -80,7 +80,11 @@ export interface ShellExample {
   readonly expectCode?: string;
 }
 
-/** Splits a shell block into commented commands (a command may continue over `\` lines). */
+/**
+ * Splits a shell block into commented examples: a comment, then the commands up to the next
+ * blank line or comment, run as one script (a command may continue over `\` lines, and a later
+ * command may use a variable an earlier one set).
+ */
 export function shellExamples(block: string): ShellExample[] {
   const examples: ShellExample[] = [];
   let comment: string[] = [];
@@ -108,7 +112,6 @@ export function shellExamples(block: string): ShellExample[] {
       flush();
       comment.push(line.trim().replace(/^#\s?/, ""));
     } else {
-      flush();
       command.push(line);
     }
   }
