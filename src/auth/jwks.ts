@@ -167,18 +167,23 @@ function withBearer(
 }
 
 /**
- * undici's fetch, trusting `caFile` when one is given. The CA is read at the first fetch, not
- * when the authenticator is built: a config for the cluster then still loads (for `check`,
- * `explain` and static tokens) where the file does not exist, and only this issuer's tokens are
- * refused, as ERR_AUTH_UNAVAILABLE naming the key, until it can be read.
+ * undici's fetch, trusting `caFile` when one is given. The CA is read at every fetch (key sets
+ * are fetched rarely), not when the authenticator is built: a config for the cluster then still
+ * loads (for `check`, `explain` and static tokens) where the file does not exist, only this
+ * issuer's tokens are refused, as ERR_AUTH_UNAVAILABLE naming the key, until it can be read, and
+ * a CA rotated in place (the kubelet updates `ca.crt` like the token) is trusted from then on.
  */
 function defaultFetch(options: KeySourceOptions): FetchLike {
-  let dispatcher: Agent | undefined;
+  let trusted: { ca: string; dispatcher: Agent } | undefined;
   return async (url, init) => {
-    if (options.caFile && !dispatcher) {
-      dispatcher = new Agent({ connect: { ca: readIssuerFile(options, "caFile", options.caFile) } });
+    if (options.caFile) {
+      const ca = readIssuerFile(options, "caFile", options.caFile);
+      if (trusted?.ca !== ca) {
+        void trusted?.dispatcher.close();
+        trusted = { ca, dispatcher: new Agent({ connect: { ca } }) };
+      }
     }
-    return undiciFetch(url, { ...init, dispatcher }) as unknown as Promise<Response>;
+    return undiciFetch(url, { ...init, dispatcher: trusted?.dispatcher }) as unknown as Promise<Response>;
   };
 }
 

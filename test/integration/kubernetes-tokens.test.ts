@@ -15,6 +15,7 @@ import {
 } from "../support/jwt-issuer.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 import { startPushguard, type TestPushguard } from "../support/pushguard.js";
+import { certificateAuthority } from "../support/tls.js";
 import { afterPendingWrites } from "../support/write-barrier.js";
 
 /** Pushgateway answers DELETE with 202 before it applies it: wait for the stored groups to settle. */
@@ -405,6 +406,56 @@ teams:
       expect(await pushgateway.groups()).toEqual([{ job: "batch_ca" }]);
     } finally {
       await guard.close();
+    }
+  });
+
+  it("verifies the API server's TLS with caFile, and trusts a CA rotated in place without a restart", async () => {
+    const first = certificateAuthority("cluster-1");
+    const second = certificateAuthority("cluster-2");
+    const caFile = join(dir, "tls-ca.crt");
+    writeFileSync(caFile, first.ca.cert);
+    const tlsServer = await startJwtIssuer({ issuer: CLUSTER_ISSUER, tls: first.server });
+    const guard = await startPushguard(
+      config(pushgateway.url, tlsServer.url, tokenFile).replace(
+        "      jwks: { cooldownMs: 0 }",
+        `      caFile: "${caFile}"\n      jwks: { cooldownMs: 0 }`,
+      ),
+      {},
+    );
+    const pushAs = async (job: string) =>
+      send(guard.apiUrl, "PUT", `/metrics/job/${job}`, {
+        headers: bearer(
+          await tlsServer.serviceAccountToken({ namespace: "tls", serviceAccount: "reporter" }),
+        ),
+        body: BODY,
+      });
+    try {
+      expect(tlsServer.url).toMatch(/^https:/);
+      expect((await pushAs("tls_first")).status).toBe(200);
+
+      // The cluster's CA changes: the kubelet rewrites ca.crt in place, the API server presents a
+      // certificate of the new CA and signs with a new key, so pushguard must fetch keys again.
+      writeFileSync(caFile, second.ca.cert);
+      tlsServer.rotateCertificate(second.server);
+      tlsServer.keys = [generateSigningKey("rotated-key")];
+      expect((await pushAs("tls_second")).status).toBe(200);
+      expect((await pushgateway.groups()).map((group) => group.job).sort()).toEqual([
+        "tls_first",
+        "tls_second",
+      ]);
+
+      // A certificate of a CA the file no longer holds: the new key cannot be fetched, so the
+      // token is refused (unknown key: the cached keys still serve), and nothing is stored.
+      tlsServer.rotateCertificate(first.server);
+      tlsServer.keys = [generateSigningKey("rotated-again")];
+      const refused = await pushAs("tls_third");
+      expect(refused.status).toBe(401);
+      expect(refused.json().code).toBe("ERR_AUTH_INVALID");
+      await afterPendingWrites(pushgateway.url);
+      expect((await pushgateway.groups()).map((group) => group.job)).not.toContain("tls_third");
+    } finally {
+      await guard.close();
+      await tlsServer.close();
     }
   });
 

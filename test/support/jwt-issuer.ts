@@ -6,7 +6,8 @@ import {
   randomUUID,
   sign,
 } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { type JWK, type JWTPayload, SignJWT } from "jose";
 
 /**
@@ -112,6 +113,8 @@ export interface LocalIssuer {
   sign(claims: JWTPayload, header?: Record<string, unknown>): Promise<string>;
   /** A projected ServiceAccount token, shaped like the kubelet's. */
   serviceAccountToken(options: ServiceAccountTokenOptions): Promise<string>;
+  /** With `tls`: serves this certificate from now on and drops every open connection. */
+  rotateCertificate(tls: { key: string; cert: string }): void;
   close(): Promise<void>;
 }
 
@@ -119,11 +122,17 @@ export const DISCOVERY_PATH = "/.well-known/openid-configuration";
 export const JWKS_PATH = "/openid/v1/jwks";
 
 export async function startJwtIssuer(
-  options: { issuer?: string; keys?: SigningKey[]; port?: number } = {},
+  options: {
+    issuer?: string;
+    keys?: SigningKey[];
+    port?: number;
+    /** PEM key and certificate: serve HTTPS (like an API server) instead of HTTP. */
+    tls?: { key: string; cert: string };
+  } = {},
 ): Promise<LocalIssuer> {
   const routes = new Map<string, unknown>();
   const requests: RecordedRequest[] = [];
-  const server: Server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0] as string;
     requests.push({ method: req.method ?? "GET", path, authorization: req.headers.authorization });
     const answer = (status: number, body: unknown) => {
@@ -151,11 +160,13 @@ export async function startJwtIssuer(
     }
     if (routes.has(path)) return answer(200, routes.get(path));
     return answer(404, { error: "not found" });
-  });
+  };
+  const tlsServer = options.tls ? createTlsServer(options.tls, handle) : undefined;
+  const server = tlsServer ?? createServer(handle);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
   const address = server.address();
   if (typeof address !== "object" || !address) throw new Error("local issuer has no address");
-  const url = `http://127.0.0.1:${address.port}`;
+  const url = `${tlsServer ? "https" : "http"}://127.0.0.1:${address.port}`;
 
   const running: LocalIssuer = {
     url,
@@ -167,6 +178,11 @@ export async function startJwtIssuer(
     hits: (path) => requests.filter((request) => request.path === path).length,
     route: (path, body) => {
       routes.set(path, body);
+    },
+    rotateCertificate(tls) {
+      if (!tlsServer) throw new Error("rotateCertificate needs an issuer started with tls");
+      tlsServer.setSecureContext(tls);
+      tlsServer.closeAllConnections();
     },
     sign(claims, header = {}) {
       return signJwt(claims, running.keys[0] as SigningKey, header);
