@@ -13,7 +13,8 @@ ensure_packages \
   golang-go:/usr/bin/go \
   golang-github-prometheus-client-golang-dev:/usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push/push.go \
   unzip:/usr/bin/unzip \
-  make:/usr/bin/make
+  make:/usr/bin/make \
+  openssl:/usr/bin/openssl
 ensure_node_modules
 ensure_build
 exec npx vitest run "$@"
