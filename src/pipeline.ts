@@ -16,7 +16,7 @@ import type { LimitAuthFailures } from "./ratelimit/auth-failures.js";
 import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
 import { toProblem, type UpstreamResponse } from "./upstream/forward.js";
-import type { Gateway } from "./upstream/gateway.js";
+import { type Gateway, NOT_SENT_REASONS } from "./upstream/gateway.js";
 
 export interface PipelineStages {
   readonly clientAddress: ClientAddress;
@@ -272,7 +272,8 @@ async function identifyForAudit(
 
 /** Failures of a request pushguard let through: the Pushgateway, not the policy, said no. */
 function forwardedThenFailed(problem: ProblemError): boolean {
-  return problem.code === "ERR_UPSTREAM_UNAVAILABLE" || problem.code === "ERR_UPSTREAM_TIMEOUT";
+  if (problem.code === "ERR_UPSTREAM_TIMEOUT") return true;
+  return problem.code === "ERR_UPSTREAM_UNAVAILABLE" && !NOT_SENT_REASONS.has(problem.reason);
 }
 
 function countProblem(metrics: Metrics, problem: ProblemError, action: string): void {

@@ -30,6 +30,13 @@ export interface Gateway {
 
 export const WIPE_PATH = "/api/v1/admin/wipe";
 
+/**
+ * `reason`s of an `ERR_UPSTREAM_UNAVAILABLE` for a write a replicated upstream refused before
+ * sending it anywhere (no in-sync replica, or fewer than `writePolicy: all` needs); after sending
+ * it the reasons are `write-policy` and `not-stored`.
+ */
+export const NOT_SENT_REASONS: ReadonlySet<string> = new Set(["no-in-sync-replica", "replicas-out-of-sync"]);
+
 /** Whether a request changes stored groups (push, delete, wipe), by method. */
 export function isWrite(method: string): boolean {
   return method === "PUT" || method === "POST" || method === "DELETE";

@@ -30,6 +30,12 @@ export class Replica {
   sharedMisses = 0;
   /** `connectionCount(origin)` when `syncedStartTime` was last confirmed. */
   verifiedConnects = -1;
+  /** A write to it was cut off (it did not answer in time) and it has not answered since. */
+  cutOff = false;
+  /** Not repaired before this time (ms): a write cut off from it may still be applied. */
+  settleUntil = 0;
+  /** Its in-sync mark, while the shared state has not stored it yet. */
+  unmarked: { readonly misses: number; readonly startTime: string } | undefined;
   #verifying: Promise<string | undefined> | undefined;
 
   constructor(url: string, options: Omit<UpstreamOptions, "url">) {

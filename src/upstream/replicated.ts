@@ -57,10 +57,17 @@ interface Outcome {
 const MAX_REPAIR_BACKOFF_MS = 30_000;
 
 /**
- * After the shared state failed to answer, reads skip it for this long: a hung Redis would
- * otherwise add its command timeout to every read. Recording misses never skips it.
+ * After the shared state failed to answer, client requests (reads, and writes checking before
+ * they mark a replica) skip reading it for this long: a hung Redis would otherwise add its command
+ * timeout to each of them. Recording misses, health checks, repair and bootstrap always ask.
  */
 const SHARED_COOLDOWN_MS = 1_000;
+
+/**
+ * A replica cut off mid-write may still apply that write once it answers again (the request can
+ * sit in its socket buffer): it is repaired only this long after its first answer.
+ */
+const SETTLE_AFTER_CUT_OFF_MS = 1_000;
 
 /**
  * Several Pushgateways kept identical by pushguard. Writes (push, delete, wipe) go to every
@@ -86,6 +93,8 @@ export class ReplicatedUpstream implements Gateway {
   #closed = false;
   #sharedFailing = false;
   #sharedSkipUntil = 0;
+  /** The miss counts last read from the shared state, for when it cannot be read. */
+  #lastCounts: ReadonlyMap<string, number> = new Map();
 
   private constructor(options: ReplicatedUpstreamOptions) {
     this.#options = options;
@@ -125,7 +134,7 @@ export class ReplicatedUpstream implements Gateway {
   }
 
   async #read(request: GatewayRequest): Promise<UpstreamResponse> {
-    await this.#syncShared();
+    await this.#syncShared(true);
     const candidates = this.#readable();
     let failure: unknown;
     for (const replica of candidates) {
@@ -161,7 +170,7 @@ export class ReplicatedUpstream implements Gateway {
     if (writePolicy === "all" && inSync.size < replicas.length) {
       throw noReplica(
         `only ${inSync.size} of ${replicas.length} replicas are in sync; upstream.replication.writePolicy all needs every one`,
-        "write-policy",
+        "replicas-out-of-sync",
       );
     }
     const outcomes = await this.#fanOut(
@@ -183,7 +192,7 @@ export class ReplicatedUpstream implements Gateway {
         (replica) => !outcomes.some((outcome) => outcome.replica === replica && stored(outcome)),
       )
     ) {
-      await this.#syncShared();
+      await this.#syncShared(true);
     }
     const storedInSync = outcomes.filter(
       (outcome) => stored(outcome) && inSync.has(outcome.replica) && outcome.replica.inSync,
@@ -221,9 +230,7 @@ export class ReplicatedUpstream implements Gateway {
       );
     }
     const failure = outcomes.find((outcome) => inSync.has(outcome.replica) && outcome.error !== undefined);
-    throw (
-      failure?.error ?? noReplica("no in-sync Pushgateway replica stored the write", "no-in-sync-replica")
-    );
+    throw failure?.error ?? noReplica("no in-sync Pushgateway replica stored the write", "not-stored");
   }
 
   /**
@@ -251,6 +258,7 @@ export class ReplicatedUpstream implements Gateway {
           const outcome = settled.get(replica);
           if (outcome) return outcome;
           cutOffs.get(replica)?.abort();
+          replica.cutOff = true;
           const error = new ProblemError(
             "ERR_UPSTREAM_TIMEOUT",
             `the replica did not answer within ${stragglerMs} ms of the others`,
@@ -296,7 +304,7 @@ export class ReplicatedUpstream implements Gateway {
   async #confirm(replica: Replica): Promise<boolean> {
     const startTime = await replica.probe(this.#probeTimeoutMs());
     if (startTime === undefined) return false;
-    if (startTime !== replica.syncedStartTime) await this.#restarted(replica);
+    if (startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
     return replica.inSync;
   }
 
@@ -316,13 +324,6 @@ export class ReplicatedUpstream implements Gateway {
     this.#demote(replica, reason);
   }
 
-  /** A restarted replica lost what it held: every pushguard must stop reading from it. */
-  async #restarted(replica: Replica): Promise<void> {
-    if (!replica.inSync) return;
-    this.#demote(replica, "restarted");
-    await this.#recordShared([replica]);
-  }
-
   #demote(replica: Replica, reason: string): void {
     if (!replica.inSync) return;
     replica.inSync = false;
@@ -335,24 +336,46 @@ export class ReplicatedUpstream implements Gateway {
     );
   }
 
-  #promote(replica: Replica, startTime: string, connectsBefore: number, sharedMisses: number): void {
+  /**
+   * `counted`: whether `sharedMisses` was just read from the shared state (else it is this
+   * process's last reading, and recording it as the replica's in-sync mark could be wrong).
+   */
+  #promote(
+    replica: Replica,
+    startTime: string,
+    connectsBefore: number,
+    sharedMisses: number,
+    counted: boolean,
+  ): void {
     replica.inSync = true;
     replica.syncedStartTime = startTime;
     replica.verifiedConnects = connectsBefore;
     replica.sharedMisses = sharedMisses;
     this.#options.metrics.replicaInSync.set({ replica: replica.url }, 1);
-    this.#options.shared?.markSynced(replica.url, sharedMisses).then(
-      () => this.#sharedUp(),
-      (error: unknown) => this.#sharedDown(error),
-    );
+    replica.unmarked = counted ? { misses: sharedMisses, startTime } : undefined;
+    void this.#mark(replica);
+  }
+
+  /** Records the replica's in-sync mark; one that fails is tried again at the next health check. */
+  async #mark(replica: Replica): Promise<void> {
+    const { shared } = this.#options;
+    const mark = replica.unmarked;
+    if (!shared || !mark) return;
+    try {
+      await shared.markSynced(replica.url, mark.misses, mark.startTime);
+      if (replica.unmarked === mark) replica.unmarked = undefined;
+      this.#sharedUp();
+    } catch (error) {
+      this.#sharedDown(error);
+    }
   }
 
   /**
    * Marks out of sync every replica another pushguard recorded a miss for since this one last
    * knew it in sync. Without Redis (or while it fails) this process's own view is all there is.
    */
-  async #syncShared(): Promise<ReadonlyMap<string, number> | undefined> {
-    const counts = await this.#sharedCounts();
+  async #syncShared(skipWhileCooling = false): Promise<ReadonlyMap<string, number> | undefined> {
+    const counts = await this.#sharedCounts(skipWhileCooling);
     for (const replica of this.#replicas) {
       if (replica.inSync && (counts?.get(replica.url) ?? 0) > replica.sharedMisses) {
         this.#demote(replica, "missed-elsewhere");
@@ -361,24 +384,42 @@ export class ReplicatedUpstream implements Gateway {
     return counts;
   }
 
-  async #staleShared(): Promise<ReadonlySet<string>> {
+  /**
+   * Of `replicas`, those the shared state says may lack a write: a miss recorded since their
+   * in-sync mark, or a process other than the one marked (it restarted, empty or from an older
+   * persistence file). Without a mark, any recorded miss. Empty when the state cannot be read.
+   */
+  async #staleShared(replicas: readonly Replica[]): Promise<ReadonlySet<Replica>> {
     const { shared } = this.#options;
     if (!shared) return new Set();
     try {
-      const stale = await shared.stale();
+      const { misses, synced } = await shared.marks();
       this.#sharedUp();
-      return stale;
+      return new Set(
+        replicas.filter((replica) => {
+          const count = misses.get(replica.url) ?? 0;
+          const mark = synced.get(replica.url);
+          if (mark === undefined) return count > 0;
+          return count > mark.misses || mark.startTime !== replica.startTime;
+        }),
+      );
     } catch (error) {
       this.#sharedDown(error);
       return new Set();
     }
   }
 
-  async #sharedCounts(): Promise<ReadonlyMap<string, number> | undefined> {
+  /** A replica's miss count: as just read, else as last read, else 0. */
+  #missesOf(url: string, counts: ReadonlyMap<string, number> | undefined): number {
+    return counts?.get(url) ?? this.#lastCounts.get(url) ?? 0;
+  }
+
+  async #sharedCounts(skipWhileCooling = false): Promise<ReadonlyMap<string, number> | undefined> {
     const { shared } = this.#options;
-    if (!shared || Date.now() < this.#sharedSkipUntil) return undefined;
+    if (!shared || (skipWhileCooling && Date.now() < this.#sharedSkipUntil)) return undefined;
     try {
       const counts = await shared.read();
+      this.#lastCounts = counts;
       this.#sharedUp();
       return counts;
     } catch (error) {
@@ -450,7 +491,13 @@ export class ReplicatedUpstream implements Gateway {
           return;
         }
         if (!wasUp) logger.info({ replica: replica.url, startTime }, "Pushgateway replica answers");
-        if (replica.inSync && startTime !== replica.syncedStartTime) await this.#restarted(replica);
+        if (replica.cutOff) {
+          replica.cutOff = false;
+          replica.settleUntil =
+            Date.now() + Math.max(SETTLE_AFTER_CUT_OFF_MS, this.#options.replication.healthCheckIntervalMs);
+        }
+        if (replica.inSync && startTime !== replica.syncedStartTime) this.#demote(replica, "restarted");
+        if (replica.inSync) await this.#mark(replica);
       }),
     );
     await this.#syncShared();
@@ -504,8 +551,8 @@ export class ReplicatedUpstream implements Gateway {
     if (reachable.length === 0) return;
     const waiting = Date.now() - this.#startedAt < this.#options.replication.bootstrapWaitMs;
     if (reachable.length < this.#replicas.length && waiting) return;
-    const stale = await this.#staleShared();
-    const fresh = reachable.filter((replica) => !stale.has(replica.url));
+    const stale = await this.#staleShared(reachable);
+    const fresh = reachable.filter((replica) => !stale.has(replica));
     const up = fresh.length > 0 ? fresh : reachable;
     const candidates = await Promise.all(
       up.map(async (replica) => {
@@ -523,7 +570,14 @@ export class ReplicatedUpstream implements Gateway {
       .sort((a, b) => b.count - a.count || b.latest - a.latest)[0];
     const shared = await this.#sharedCounts();
     if (!best?.replica.startTime || this.#replicas.some((replica) => replica.inSync)) return;
-    this.#promote(best.replica, best.replica.startTime, -1, shared?.get(best.replica.url) ?? 0);
+    const { url } = best.replica;
+    this.#promote(
+      best.replica,
+      best.replica.startTime,
+      -1,
+      this.#missesOf(url, shared),
+      shared !== undefined,
+    );
     this.#options.logger.warn(
       { replica: best.replica.url, groups: best.count },
       "no Pushgateway replica was in sync: this one now defines the stored groups; the others are repaired from it",
@@ -532,7 +586,10 @@ export class ReplicatedUpstream implements Gateway {
 
   #startRepair(): void {
     if (this.#repair || Date.now() < this.#nextRepairAt) return;
-    const target = this.#replicas.find((replica) => replica.up && !replica.inSync);
+    const now = Date.now();
+    const target = this.#replicas.find(
+      (replica) => replica.up && !replica.inSync && !replica.cutOff && now >= replica.settleUntil,
+    );
     const source = this.#replicas.find((replica) => replica.up && replica.inSync);
     if (!target || !source) return;
     this.#repair = this.#runRepair(target, source).finally(() => {
@@ -559,7 +616,8 @@ export class ReplicatedUpstream implements Gateway {
               ? "the source went out of sync"
               : undefined;
       if (targetStart === undefined) throw new Error("the target does not answer");
-      const sharedAtStart = (await this.#sharedCounts())?.get(target.url) ?? 0;
+      const countedAtStart = await this.#sharedCounts();
+      const sharedAtStart = this.#missesOf(target.url, countedAtStart);
       logger.info({ replica: target.url, source: source.url }, "repairing Pushgateway replica");
       const result = await repairReplica(target, source, {
         timeoutMs: upstream.timeoutMs,
@@ -572,11 +630,12 @@ export class ReplicatedUpstream implements Gateway {
       const invalid =
         startNow !== targetStart
           ? "the target restarted during the repair"
-          : (sharedNow?.get(target.url) ?? 0) !== sharedAtStart
+          : this.#missesOf(target.url, sharedNow) !== sharedAtStart
             ? "the target missed a write through another pushguard during the repair"
             : stillValid();
       if (invalid) throw new Error(invalid);
-      this.#promote(target, targetStart, connectsBefore, sharedAtStart);
+      const counted = countedAtStart !== undefined && sharedNow !== undefined;
+      this.#promote(target, targetStart, connectsBefore, sharedAtStart, counted);
       this.#repairFailures = 0;
       const seconds = (performance.now() - started) / 1000;
       metrics.replicaRepairs.inc({ replica: target.url, result: "success" });

@@ -4,19 +4,25 @@ import { createRedisClient, type RedisClient, type RedisPassword } from "../redi
  * Write misses shared by every pushguard process in front of the same replicas: how many writes
  * each replica (by URL) failed to store, ever. A pushguard that sees a count grow beyond the one
  * it last knew a replica in sync at stops reading from it: it missed a write some other
- * pushguard acknowledged. Beside the counts, the count each replica was last brought in sync at:
- * a pushguard that starts with no replica in sync never chooses one that missed a write since.
+ * pushguard acknowledged. Beside the counts, the count and process start time each replica was
+ * last brought in sync at: a pushguard that starts with no replica in sync never chooses one that
+ * missed a write, or restarted, since.
  */
 export interface SharedMisses {
   /** Adds one miss for each replica; resolves once stored (before the client is answered). */
   record(urls: readonly string[]): Promise<void>;
   /** Every replica's miss count (0 when absent). */
   read(): Promise<Map<string, number>>;
-  /** Notes that `url` holds every acknowledged write as of miss count `misses`. */
-  markSynced(url: string, misses: number): Promise<void>;
-  /** The replicas that missed a write since they were last in sync (by any pushguard). */
-  stale(): Promise<Set<string>>;
+  /** Notes that `url`, the process started at `startTime`, holds every write as of count `misses`. */
+  markSynced(url: string, misses: number, startTime: string): Promise<void>;
+  /** Every replica's miss count and its last in-sync mark (absent when it never had one). */
+  marks(): Promise<{ misses: Map<string, number>; synced: Map<string, SyncedMark> }>;
   close(): Promise<void>;
+}
+
+export interface SyncedMark {
+  readonly misses: number;
+  readonly startTime: string;
 }
 
 export interface RedisMissesOptions {
@@ -58,22 +64,26 @@ export class RedisMisses implements SharedMisses {
     return new Map(Object.entries(counts).map(([url, count]) => [url, Number(count)]));
   }
 
-  async markSynced(url: string, misses: number): Promise<void> {
+  async markSynced(url: string, misses: number, startTime: string): Promise<void> {
     await this.#connected();
-    await this.#client.hset(this.#syncedKey, url, misses);
+    await this.#client.hset(this.#syncedKey, url, `${misses} ${startTime}`);
   }
 
-  async stale(): Promise<Set<string>> {
+  async marks(): Promise<{ misses: Map<string, number>; synced: Map<string, SyncedMark> }> {
     await this.#connected();
     const [misses, synced] = await Promise.all([
       this.#client.hgetall(this.#key),
       this.#client.hgetall(this.#syncedKey),
     ]);
-    return new Set(
-      Object.entries(misses)
-        .filter(([url, count]) => Number(count) > Number(synced[url] ?? 0))
-        .map(([url]) => url),
-    );
+    return {
+      misses: new Map(Object.entries(misses).map(([url, count]) => [url, Number(count)])),
+      synced: new Map(
+        Object.entries(synced).map(([url, mark]) => {
+          const [count = "0", startTime = ""] = mark.split(" ");
+          return [url, { misses: Number(count), startTime }];
+        }),
+      ),
+    };
   }
 
   async close(): Promise<void> {

@@ -402,6 +402,12 @@ describe("write policy", () => {
       const refused = await push(pushguard, "team-a-all", "load_value 1\n");
       expect(refused.status).toBe(502);
       expect(refused.json().code).toBe("ERR_UPSTREAM_UNAVAILABLE");
+      // Refused before it was sent anywhere: the audit line says so.
+      const audit = pushguard
+        .logs()
+        .filter((line) => line.msg === "audit")
+        .at(-1)?.audit;
+      expect(audit).toMatchObject({ status: 502, code: "ERR_UPSTREAM_UNAVAILABLE", decision: "deny" });
     } finally {
       await victim.start();
     }
@@ -471,7 +477,7 @@ describe("a hung replica (a stopped process: it accepts connections and never an
     const [, hung] = replicas as [Replica, Replica, Replica];
     // An upstream timeout far beyond the test's own: a write that waited for it would fail the test.
     pushguard = await startPushguard(
-      config(urlsOf(replicas), "healthCheckIntervalMs: 100, bootstrapWaitMs: 0, stragglerMs: 50").replace(
+      config(urlsOf(replicas), "healthCheckIntervalMs: 100, bootstrapWaitMs: 0, stragglerMs: 200").replace(
         "timeoutMs: 2000",
         "timeoutMs: 120000",
       ),
@@ -570,6 +576,47 @@ describe("a hung Redis for the shared state", () => {
       expect((await errors()) - before).toBeLessThanOrEqual(3);
     } finally {
       redis.process.child.kill("SIGCONT");
+      await redis.stop();
+    }
+  });
+});
+
+describe("a replica restarted while no pushguard ran (shared state in Redis)", () => {
+  it("is not the source of truth: its in-sync mark names another process", async () => {
+    const redis = await startRedis();
+    const [, , restarted] = replicas as [Replica, Replica, Replica];
+    const shared = `healthCheckIntervalMs: 600000, bootstrapWaitMs: 0, redis: { url: "${redis.url}", keyPrefix: "test-mark:" }`;
+    try {
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      await waitInSync(pushguard, replicas);
+      expect((await push(pushguard, "team-a-kept", "load_value 7\n")).status).toBe(200);
+      await vi.waitFor(async () => expect(await redis.command("HLEN", "test-mark:synced")).toBe(":3\r\n"));
+      await pushguard.close();
+
+      // Restarted empty, then written to directly: it holds more groups than the others.
+      await restarted.kill();
+      await restarted.start();
+      for (const job of ["team-a-stray-1", "team-a-stray-2"]) {
+        expect(
+          (await send(restarted.url, "PUT", `/metrics/job/${job}`, { body: "load_value 9\n" })).status,
+        ).toBe(200);
+      }
+
+      pushguard = await startPushguard(config(urlsOf(replicas), shared));
+      await waitInSync(pushguard, replicas);
+      for (const replica of replicas) {
+        const stored = await replica.groups();
+        expect({
+          replica: replica.url,
+          jobs: [...stored.keys()],
+          value: stored.get("team-a-kept")?.value,
+        }).toEqual({
+          replica: replica.url,
+          jobs: ["team-a-kept"],
+          value: 7,
+        });
+      }
+    } finally {
       await redis.stop();
     }
   });
