@@ -305,6 +305,9 @@ ${groupingKey ? `    groupingKey: ${groupingKey}` : ""}
     ["{namespace}?", "{namespace}_?"],
     ["{serviceAccount}.*", "{serviceAccount}_*"],
     ["{namespace}{serviceAccount}", "{namespace}_{serviceAccount}"],
+    ["*-{namespace}", "*_{namespace}"],
+    ["*{namespace}", "*_{namespace}"],
+    ["ci-*-{namespace}", "ci-*_{namespace}"],
   ])("warns about %s, naming the key and suggesting %s", (pattern, safe) => {
     const [warning, ...rest] = warningsFor([pattern]);
     expect(rest).toEqual([]);
@@ -320,6 +323,10 @@ ${groupingKey ? `    groupingKey: ${groupingKey}` : ""}
     "ci-{namespace}:*",
     "{team}-*",
     "{claims.repo}-*",
+    "*_{namespace}",
+    "ci-{namespace}",
+    "?-{namespace}",
+    "*_x-{namespace}",
   ])("accepts %s", (pattern) => {
     expect(warningsFor([pattern])).toEqual([]);
   });
@@ -328,6 +335,11 @@ ${groupingKey ? `    groupingKey: ${groupingKey}` : ""}
     expect(warningsFor(["{namespace}-*"], '{ inject: { namespace: "{namespace}" } }')).toEqual([]);
     expect(warningsFor(["{namespace}-*"], '{ require: { ns: "{namespace}" } }')).toEqual([]);
     expect(warningsFor(["{namespace}-*"], '{ inject: { sa: "{serviceAccount}" } }')).toHaveLength(1);
+  });
+
+  it("a wildcard before the placeholder really lets prod match b-prod's jobs, and the separator does not", () => {
+    expect(compilePattern("*-{namespace}")("a-b-prod", vars({ namespace: "prod" }))).toBe(true);
+    expect(compilePattern("*_{namespace}")("a_b-prod", vars({ namespace: "prod" }))).toBe(false);
   });
 
   it("the recommended separator really keeps payments out of payments-prod's jobs", () => {
