@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { type AuthenticatorDeps, createAuthenticator } from "./auth/authenticate.js";
-import type { Config } from "./config/load.js";
+import { type Config, ConfigError } from "./config/load.js";
 import { createJanitor, janitorAttribution } from "./janitor/create-janitor.js";
 import type { Janitor } from "./janitor/janitor.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -156,6 +156,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     metrics,
     janitor,
     reload(next) {
+      // The body budget is fixed at start (overload.* needs a restart): the new body limits must fit it.
+      const largestBody = next.body.maxBytes + next.body.maxDecompressedBytes;
+      if (largestBody > config.overload.maxBufferedBodyBytes) {
+        throw new ConfigError("(reload)", [
+          {
+            path: "body.maxBytes",
+            message: `body.maxBytes + body.maxDecompressedBytes (${largestBody}) exceed the running overload.maxBufferedBodyBytes (${config.overload.maxBufferedBodyBytes}), which only a restart changes; the largest bodies would be refused`,
+          },
+        ]);
+      }
       const needsRestart = ["listen", "upstream", "server", "overload"].filter(
         (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
       );

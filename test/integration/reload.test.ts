@@ -146,6 +146,19 @@ describe("live reload", () => {
     configVolume.write({ "pushguard.yaml": configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir) });
   });
 
+  it("rejects body limits the running body budget cannot hold (overload.* needs a restart)", async () => {
+    const failuresBefore = await reloadCount("failure");
+    const bigger = `${configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir)}
+body: { maxBytes: 67108864, maxDecompressedBytes: 268435456 }
+overload: { maxBufferedBodyBytes: 335544320 }
+`;
+    configVolume.write({ "pushguard.yaml": bigger });
+    await waitFor(async () => (await reloadCount("failure")) > failuresBefore, "the rejected reload");
+    expect(pushguard.output()).toContain("exceed the running overload.maxBufferedBodyBytes (134217728)");
+    expect((await push("ops-budget")).status).toBe(200);
+    configVolume.write({ "pushguard.yaml": configYaml(ports, pushgateway.url, "ops-*", secretVolume.dir) });
+  });
+
   it("picks up a rotated token from the Secret volume", async () => {
     secretVolume.write({ "team-a-ci": `${TOKEN_A_ROTATED}\n` });
     await waitFor(
