@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { bearer, type RawResponse, send } from "../support/http.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 import { standardConfig, startPushguard, TEAM_A_TOKEN, type TestPushguard } from "../support/pushguard.js";
+import { afterPendingWrites } from "../support/write-barrier.js";
 
 /** Valid text exposition of exactly `bytes` bytes: one gauge line, padded with a comment. */
 function body(bytes: number, value = 1): Buffer {
@@ -40,7 +41,7 @@ const buffered = async () =>
   Number(/^pushguard_body_buffered_bytes (\d+)$/m.exec(await pushguard.metrics.registry.metrics())?.[1]);
 
 /** A push whose body is sent (chunked) but not finished: its bytes stay held until `finish`. */
-function heldPush(job: string, first: Buffer): { finish(rest: Buffer): Promise<number> } {
+function heldPush(job: string, first: Buffer): { finish(rest: Buffer): Promise<number>; abort(): void } {
   const { hostname, port } = new URL(pushguard.apiUrl);
   let req: ClientRequest;
   const answered = new Promise<number>((resolve, reject) => {
@@ -60,12 +61,16 @@ function heldPush(job: string, first: Buffer): { finish(rest: Buffer): Promise<n
     );
     req.on("error", reject);
   });
+  answered.catch(() => undefined);
   // biome-ignore lint/style/noNonNullAssertion: assigned synchronously by the Promise executor
   req!.write(first);
   return {
     finish(rest) {
       req.end(rest);
       return answered;
+    },
+    abort() {
+      req.destroy();
     },
   };
 }
@@ -118,5 +123,31 @@ describe("the process-wide budget for request bodies in memory", () => {
       "team-a-plain",
       "team-a-slow",
     ]);
+  });
+
+  it("gives back what a client held when it goes away mid-body", async () => {
+    const gone = heldPush("team-a-gone", body(1500).subarray(0, 1200));
+    await vi.waitFor(async () => expect(await buffered()).toBe(1200), { interval: 10 });
+    gone.abort();
+    await vi.waitFor(async () => expect(await buffered()).toBe(0), { interval: 10 });
+    await afterPendingWrites(pushgateway.url);
+    expect(await pushgateway.groups()).toEqual([]);
+  });
+
+  it("holds only the decoded bytes of a gzip body while it is forwarded", async () => {
+    pushgateway.process.child.kill("SIGSTOP");
+    try {
+      const pending = send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-decoded", {
+        headers: { ...bearer(TEAM_A_TOKEN), "content-encoding": "gzip" },
+        body: gzipSync(body(400)),
+      });
+      // The Pushgateway is stopped: the request waits upstream with its decoded body.
+      await vi.waitFor(async () => expect(await buffered()).toBe(400), { interval: 10 });
+      pushgateway.process.child.kill("SIGCONT");
+      expect((await pending).status).toBe(200);
+    } finally {
+      pushgateway.process.child.kill("SIGCONT");
+    }
+    expect(await buffered()).toBe(0);
   });
 });
