@@ -79,7 +79,11 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         operation = classify(method, rawPath, search);
       } catch (error) {
         // The response stays the 400; the audit line still says who sent it, if that is known.
-        if (WRITE_METHODS.has(method)) identity = await identifyForAudit(authenticate, incoming.headers);
+        if (WRITE_METHODS.has(method)) {
+          identity = await identifyForAudit(authenticate, incoming.headers, (failure) =>
+            stages.limitAuthFailures(failure, clientAddress),
+          );
+        }
         throw error;
       }
       try {
@@ -259,13 +263,20 @@ function drainable(headers: HttpBindings["incoming"]["headers"]): boolean {
  * audit line only: a credential that does not verify leaves it anonymous, and nothing about the
  * response changes.
  */
+/**
+ * Who sent a write refused before authentication (a malformed path), for its audit line only.
+ * A credential that fails still counts against the address's failed-authentication budget, so
+ * malformed paths are no way around it; the answer stays the 400.
+ */
 async function identifyForAudit(
   authenticate: Authenticate,
   headers: HttpBindings["incoming"]["headers"],
+  countFailure: (error: unknown) => Promise<unknown>,
 ): Promise<Identity> {
   try {
     return await authenticate(headers.authorization);
-  } catch {
+  } catch (error) {
+    await countFailure(error);
     return ANONYMOUS;
   }
 }

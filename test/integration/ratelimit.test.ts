@@ -238,6 +238,18 @@ describe("credential guessing: failed authentications per client address", () =>
     expect(await statuses(spoofed)).toEqual([401, 401, 401, 429, 429]);
   });
 
+  it("counts guesses sent on malformed paths too (still answered 400), so they are no way around it", async () => {
+    clock.advance(60_000);
+    const malformed = await sequential(3, () =>
+      send(gateway.apiUrl, "PUT", "/metrics/job/team-a-guess/instance", {
+        headers: bearer("guessed-token-0123456789"),
+        body: BODY,
+      }),
+    );
+    expect(await statuses(malformed)).toEqual([400, 400, 400]);
+    expect((await guess(gateway)).status).toBe(429);
+  });
+
   it("counts per forwarded client address behind a trusted proxy", async () => {
     clock.advance(60_000);
     const first = await sequential(4, () => guess(behindProxy, { "x-forwarded-for": "198.51.100.1" }));
