@@ -358,16 +358,13 @@ export class ReplicatedUpstream implements Gateway {
 
   /** Records the replica's in-sync mark; one that fails is tried again at the next health check. */
   async #mark(replica: Replica): Promise<void> {
-    const { shared } = this.#options;
     const mark = replica.unmarked;
-    if (!shared || !mark) return;
-    try {
+    if (!mark) return;
+    const stored = await this.#sharedCall(async (shared) => {
       await shared.markSynced(replica.url, mark.misses, mark.startTime);
-      if (replica.unmarked === mark) replica.unmarked = undefined;
-      this.#sharedUp();
-    } catch (error) {
-      this.#sharedDown(error);
-    }
+      return true;
+    });
+    if (stored && replica.unmarked === mark) replica.unmarked = undefined;
   }
 
   /**
@@ -390,23 +387,16 @@ export class ReplicatedUpstream implements Gateway {
    * persistence file). Without a mark, any recorded miss. Empty when the state cannot be read.
    */
   async #staleShared(replicas: readonly Replica[]): Promise<ReadonlySet<Replica>> {
-    const { shared } = this.#options;
-    if (!shared) return new Set();
-    try {
-      const { misses, synced } = await shared.marks();
-      this.#sharedUp();
-      return new Set(
-        replicas.filter((replica) => {
-          const count = misses.get(replica.url) ?? 0;
-          const mark = synced.get(replica.url);
-          if (mark === undefined) return count > 0;
-          return count > mark.misses || mark.startTime !== replica.startTime;
-        }),
-      );
-    } catch (error) {
-      this.#sharedDown(error);
-      return new Set();
-    }
+    const marks = await this.#sharedCall((shared) => shared.marks());
+    if (!marks) return new Set();
+    return new Set(
+      replicas.filter((replica) => {
+        const count = marks.misses.get(replica.url) ?? 0;
+        const mark = marks.synced.get(replica.url);
+        if (mark === undefined) return count > 0;
+        return count > mark.misses || mark.startTime !== replica.startTime;
+      }),
+    );
   }
 
   /** A replica's miss count: as just read, else as last read, else 0. */
@@ -415,29 +405,30 @@ export class ReplicatedUpstream implements Gateway {
   }
 
   async #sharedCounts(skipWhileCooling = false): Promise<ReadonlyMap<string, number> | undefined> {
-    const { shared } = this.#options;
-    if (!shared || (skipWhileCooling && Date.now() < this.#sharedSkipUntil)) return undefined;
-    try {
-      const counts = await shared.read();
-      this.#lastCounts = counts;
-      this.#sharedUp();
-      return counts;
-    } catch (error) {
-      this.#sharedSkipUntil = Date.now() + SHARED_COOLDOWN_MS;
-      this.#sharedDown(error);
-      return undefined;
-    }
+    if (skipWhileCooling && performance.now() < this.#sharedSkipUntil) return undefined;
+    const counts = await this.#sharedCall((shared) => shared.read());
+    if (counts) this.#lastCounts = counts;
+    else this.#sharedSkipUntil = performance.now() + SHARED_COOLDOWN_MS;
+    return counts;
   }
 
   /** Tells the other pushguards, before the client is answered, which replicas missed a write. */
   async #recordShared(missed: readonly Replica[]): Promise<void> {
+    if (missed.length === 0) return;
+    await this.#sharedCall((shared) => shared.record(missed.map((replica) => replica.url)));
+  }
+
+  /** One call to the shared state, if there is one; `undefined` when it fails (logged once). */
+  async #sharedCall<T>(call: (shared: SharedMisses) => Promise<T>): Promise<T | undefined> {
     const { shared } = this.#options;
-    if (!shared || missed.length === 0) return;
+    if (!shared) return undefined;
     try {
-      await shared.record(missed.map((replica) => replica.url));
+      const result = await call(shared);
       this.#sharedUp();
+      return result;
     } catch (error) {
       this.#sharedDown(error);
+      return undefined;
     }
   }
 
