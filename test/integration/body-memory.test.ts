@@ -81,7 +81,7 @@ describe("the process-wide budget for request bodies in memory", () => {
     // body cannot fit (2770), nor a 40-byte gzip body with room for its 500 decoded bytes (2510).
     const held = body(1995);
     const slow = heldPush("team-a-slow", held.subarray(0, 1970));
-    await vi.waitFor(async () => expect(await buffered()).toBe(1970), { interval: 10 });
+    await vi.waitFor(async () => expect(await buffered()).toBe(1970), { timeout: 5_000, interval: 10 });
 
     const refusals: RawResponse[] = [
       await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-plain", {
@@ -127,9 +127,9 @@ describe("the process-wide budget for request bodies in memory", () => {
 
   it("gives back what a client held when it goes away mid-body", async () => {
     const gone = heldPush("team-a-gone", body(1500).subarray(0, 1200));
-    await vi.waitFor(async () => expect(await buffered()).toBe(1200), { interval: 10 });
+    await vi.waitFor(async () => expect(await buffered()).toBe(1200), { timeout: 5_000, interval: 10 });
     gone.abort();
-    await vi.waitFor(async () => expect(await buffered()).toBe(0), { interval: 10 });
+    await vi.waitFor(async () => expect(await buffered()).toBe(0), { timeout: 5_000, interval: 10 });
     await afterPendingWrites(pushgateway.url);
     expect(await pushgateway.groups()).toEqual([]);
   });
@@ -142,7 +142,7 @@ describe("the process-wide budget for request bodies in memory", () => {
         body: gzipSync(body(400)),
       });
       // The Pushgateway is stopped: the request waits upstream with its decoded body.
-      await vi.waitFor(async () => expect(await buffered()).toBe(400), { interval: 10 });
+      await vi.waitFor(async () => expect(await buffered()).toBe(400), { timeout: 5_000, interval: 10 });
       pushgateway.process.child.kill("SIGCONT");
       expect((await pending).status).toBe(200);
     } finally {

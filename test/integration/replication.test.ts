@@ -590,7 +590,9 @@ describe("a replica restarted while no pushguard ran (shared state in Redis)", (
       pushguard = await startPushguard(config(urlsOf(replicas), shared));
       await waitInSync(pushguard, replicas);
       expect((await push(pushguard, "team-a-kept", "load_value 7\n")).status).toBe(200);
-      await vi.waitFor(async () => expect(await redis.command("HLEN", "test-mark:synced")).toBe(":3\r\n"));
+      await vi.waitFor(async () => expect(await redis.command("HLEN", "test-mark:synced")).toBe(":3\r\n"), {
+        timeout: 5_000,
+      });
       await pushguard.close();
 
       // Restarted empty, then written to directly: it holds more groups than the others.
