@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   cpSync,
@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
-import { freePort, type RunningProcess, waitForHttp } from "../support/processes.js";
+import { freePort, type RunningProcess, startProcess, waitForHttp } from "../support/processes.js";
 import { HELMS, PROFILES, pushguardConfig, REPO, render } from "./helm.js";
 import { PodFiles, writeTokens } from "./run-rendered.js";
 
@@ -105,32 +105,10 @@ function startAsImageUser(
   options: { cwd: string; env: NodeJS.ProcessEnv; uid: number; gid: number },
 ): RunningProcess {
   const asRoot = process.getuid?.() === 0;
-  const child = spawn(command[0] as string, command.slice(1), {
+  return startProcess(command[0] as string, command.slice(1), options.env, {
     cwd: options.cwd,
-    env: options.env,
-    stdio: ["ignore", "pipe", "pipe"],
     ...(asRoot ? { uid: options.uid, gid: options.gid } : {}),
   });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return {
-    child,
-    output: () => output,
-    async stop(graceMs = 5_000) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
 }
 
 const work = mkdtempSync(join(tmpdir(), "pushguard-image-"));

@@ -113,6 +113,18 @@ async function waitInSync(
 const push = (pushguard: TestPushguard, job: string, body: string, token = TEAM_A_TOKEN) =>
   send(pushguard.apiUrl, "PUT", `/metrics/job/${job}`, { headers: bearer(token), body });
 
+/** Every replica holds exactly one group, `job`, whose gauge is `value`. */
+async function expectEveryReplicaHoldsOnly(job: string, value: number): Promise<void> {
+  for (const replica of replicas) {
+    const stored = await replica.groups();
+    expect({ replica: replica.url, jobs: [...stored.keys()], value: stored.get(job)?.value }).toEqual({
+      replica: replica.url,
+      jobs: [job],
+      value,
+    });
+  }
+}
+
 let replicas: Replica[] = [];
 let pushguard: TestPushguard | undefined;
 
@@ -535,14 +547,7 @@ describe("a pushguard restarting while a replica is out of sync (shared state in
       // A new pushguard knows nothing but what Redis says; the stale replica holds the most groups.
       pushguard = await startPushguard(config(urlsOf(replicas), shared));
       await waitInSync(pushguard, replicas);
-      for (const replica of replicas) {
-        const stored = await replica.groups();
-        expect({
-          replica: replica.url,
-          jobs: [...stored.keys()],
-          value: stored.get("team-a-report")?.value,
-        }).toEqual({ replica: replica.url, jobs: ["team-a-report"], value: 2 });
-      }
+      await expectEveryReplicaHoldsOnly("team-a-report", 2);
     } finally {
       await redis.stop();
     }
@@ -606,18 +611,7 @@ describe("a replica restarted while no pushguard ran (shared state in Redis)", (
 
       pushguard = await startPushguard(config(urlsOf(replicas), shared));
       await waitInSync(pushguard, replicas);
-      for (const replica of replicas) {
-        const stored = await replica.groups();
-        expect({
-          replica: replica.url,
-          jobs: [...stored.keys()],
-          value: stored.get("team-a-kept")?.value,
-        }).toEqual({
-          replica: replica.url,
-          jobs: ["team-a-kept"],
-          value: 7,
-        });
-      }
+      await expectEveryReplicaHoldsOnly("team-a-kept", 7);
     } finally {
       await redis.stop();
     }

@@ -48,8 +48,9 @@ export function startProcess(
   command: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  options: { cwd?: string; uid?: number; gid?: number } = {},
 ): RunningProcess {
-  const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(command, args, { env, stdio: ["pipe", "pipe", "pipe"], ...options });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
