@@ -259,11 +259,6 @@ function drainable(headers: HttpBindings["incoming"]["headers"]): boolean {
 }
 
 /**
- * The caller of a request refused before authentication (a malformed grouping key), for its
- * audit line only: a credential that does not verify leaves it anonymous, and nothing about the
- * response changes.
- */
-/**
  * Who sent a write refused before authentication (a malformed path), for its audit line only.
  * A credential that fails still counts against the address's failed-authentication budget, so
  * malformed paths are no way around it; the answer stays the 400.
