@@ -237,6 +237,7 @@ const upstream = z
         bootstrapWaitMs: z.number().int().nonnegative().max(600_000).default(10_000),
         probeTimeoutMs: z.number().int().positive().max(600_000).default(2_000),
         stragglerMs: z.number().int().nonnegative().max(600_000).default(1_000),
+        verifyIntervalMs: z.number().int().nonnegative().max(86_400_000).default(300_000),
         redis: coordinationRedis("pushguard:replication:", 200).optional(),
       })
       .prefault({}),

@@ -49,28 +49,7 @@ export async function repairReplica(
   for (let round = 1; round <= maxRounds; round++) {
     const invalid = options.stillValid();
     if (invalid) throw new Error(invalid);
-    const before = await source.snapshot(options.timeoutMs);
-    const current = await target.snapshot(options.timeoutMs);
-    const after = await source.snapshot(options.timeoutMs);
-    const stale: Array<{ path: string; desired: PushedGroup | undefined }> = [];
-    for (const path of new Set([...before.keys(), ...current.keys(), ...after.keys()])) {
-      if (refused.has(path)) continue;
-      try {
-        const have = content(current.get(path));
-        if (have === content(before.get(path)) || have === content(after.get(path))) continue;
-      } catch (error) {
-        // One group the text format cannot carry (a native or gauge histogram pushed as protobuf)
-        // must not stop the repair of every other group.
-        if (!(error instanceof UnsupportedGroupError)) throw error;
-        refused.add(path);
-        options.logger.warn(
-          { replica: target.url, group: path, reason: error.message },
-          "repair skipped a group the text format cannot carry",
-        );
-        continue;
-      }
-      stale.push({ path, desired: after.get(path) });
-    }
+    const stale = await unsettledGroups(target, source, refused, options);
     if (stale.length === 0) return { rounds: round, copied, skipped: refused.size };
     // Deletes first: a group the source no longer has can clash with one it has (the same series
     // under another grouping key), and the target would refuse that PUT while the old group stays.
@@ -108,6 +87,79 @@ export async function repairReplica(
       `${desired === undefined ? "DELETE" : "PUT"} ${path} on ${target.url} answered ${status}`,
     );
   }
+}
+
+interface UnsettledGroup {
+  readonly path: string;
+  /** The source's newer reading (`undefined`: the group is gone there). */
+  readonly desired: PushedGroup | undefined;
+  /** The target's content, rendered (`undefined`: absent there). */
+  readonly have: string | undefined;
+}
+
+/**
+ * One round: the source, the target, the source again. A group is settled when the target's copy
+ * equals one of the two source readings; the others are returned. Groups the text format cannot
+ * carry are added to `refused` (and skipped from then on) instead of failing the round.
+ */
+async function unsettledGroups(
+  target: Replica,
+  source: Replica,
+  refused: Set<string>,
+  options: { readonly timeoutMs: number; readonly logger: Logger; readonly activity?: string },
+): Promise<UnsettledGroup[]> {
+  const before = await source.snapshot(options.timeoutMs);
+  const current = await target.snapshot(options.timeoutMs);
+  const after = await source.snapshot(options.timeoutMs);
+  const unsettled: UnsettledGroup[] = [];
+  for (const path of new Set([...before.keys(), ...current.keys(), ...after.keys()])) {
+    if (refused.has(path)) continue;
+    let have: string | undefined;
+    try {
+      have = content(current.get(path));
+      if (have === content(before.get(path)) || have === content(after.get(path))) continue;
+    } catch (error) {
+      // One group the text format cannot carry (a native or gauge histogram pushed as protobuf)
+      // must not stop the round for every other group.
+      if (!(error instanceof UnsupportedGroupError)) throw error;
+      refused.add(path);
+      options.logger.warn(
+        { replica: target.url, group: path, reason: error.message },
+        `${options.activity ?? "repair"} skipped a group the text format cannot carry`,
+      );
+      continue;
+    }
+    unsettled.push({ path, desired: after.get(path), have });
+  }
+  return unsettled;
+}
+
+/**
+ * Compares two replicas both believed in sync, without writing anything: the groups that are
+ * unsettled in every one of `rounds` rounds *and* unchanged on the target throughout. A group
+ * being written meanwhile changes on the target and is not counted (it is compared again next
+ * time); one that stays different while nobody writes it is real divergence: a write that landed
+ * on one replica only (sent to it directly, or two pushguards' writes to one group crossing).
+ */
+export async function findDivergence(
+  target: Replica,
+  source: Replica,
+  options: { readonly timeoutMs: number; readonly logger: Logger; readonly rounds: number },
+): Promise<string[]> {
+  const refused = new Set<string>();
+  let suspects: Map<string, string | undefined> | undefined;
+  for (let round = 0; round < options.rounds; round++) {
+    const unsettled = await unsettledGroups(target, source, refused, { ...options, activity: "comparison" });
+    const next = new Map<string, string | undefined>();
+    for (const group of unsettled) {
+      if (suspects === undefined || (suspects.has(group.path) && suspects.get(group.path) === group.have)) {
+        next.set(group.path, group.have);
+      }
+    }
+    suspects = next;
+    if (suspects.size === 0) return [];
+  }
+  return [...(suspects ?? new Map()).keys()];
 }
 
 /** Rendered content, `undefined` for an absent group: equal strings mean equal scrapes. */

@@ -14,7 +14,7 @@ import {
 import type { GroupLocks } from "./group-locks.js";
 import { lastActivity } from "./groups.js";
 import { Replica } from "./replica.js";
-import { repairReplica } from "./replicated-repair.js";
+import { findDivergence, repairReplica } from "./replicated-repair.js";
 import type { SharedMisses } from "./replication-state.js";
 
 export type WritePolicy = "allInSync" | "majority" | "all";
@@ -30,6 +30,8 @@ export interface ReplicationSettings {
   readonly probeTimeoutMs: number;
   /** Once a write meets the policy, how long it still waits for the other replicas. */
   readonly stragglerMs: number;
+  /** Milliseconds between two comparisons of the in-sync replicas (0: never). */
+  readonly verifyIntervalMs: number;
 }
 
 export interface ReplicatedUpstreamOptions {
@@ -85,6 +87,8 @@ export class ReplicatedUpstream implements Gateway {
   #timer: NodeJS.Timeout | undefined;
   #tick: Promise<void> | undefined;
   #repair: Promise<void> | undefined;
+  #verification: Promise<void> | undefined;
+  #lastVerification = performance.now();
   #repairFailures = 0;
   #nextRepairAt = 0;
   #lastDiscovery = Number.NEGATIVE_INFINITY;
@@ -129,6 +133,7 @@ export class ReplicatedUpstream implements Gateway {
     clearTimeout(this.#timer);
     await this.#tick;
     await this.#repair?.catch(() => undefined);
+    await this.#verification;
     await this.#options.shared?.close();
     await Promise.all(this.#replicas.map((replica) => replica.upstream.close()));
   }
@@ -494,6 +499,7 @@ export class ReplicatedUpstream implements Gateway {
     await this.#syncShared();
     if (!this.#replicas.some((replica) => replica.inSync)) await this.#bootstrap();
     this.#startRepair();
+    this.#startVerification();
     for (const replica of this.#replicas) {
       metrics.replicaUp.set({ replica: replica.url }, replica.up ? 1 : 0);
       metrics.replicaInSync.set({ replica: replica.url }, replica.inSync ? 1 : 0);
@@ -573,6 +579,49 @@ export class ReplicatedUpstream implements Gateway {
       { replica: best.replica.url, groups: best.count },
       "no Pushgateway replica was in sync: this one now defines the stored groups; the others are repaired from it",
     );
+  }
+
+  /**
+   * Every `verifyIntervalMs`, while nothing is being repaired, compares each in-sync replica with
+   * the one reads are served from (`findDivergence`). A replica holding a group the source does
+   * not (a push sent to it directly, or two pushguards' writes to one group applied in different
+   * orders) is marked out of sync, for every pushguard, and repaired from the source.
+   */
+  #startVerification(): void {
+    const { verifyIntervalMs } = this.#options.replication;
+    const now = performance.now();
+    if (verifyIntervalMs === 0 || this.#verification || this.#repair) return;
+    if (now - this.#lastVerification < verifyIntervalMs) return;
+    const readable = this.#readable();
+    const source = readable[0];
+    if (!source || readable.length < 2) return;
+    this.#lastVerification = now;
+    this.#verification = this.#verify(source, readable.slice(1)).finally(() => {
+      this.#verification = undefined;
+    });
+  }
+
+  async #verify(source: Replica, targets: readonly Replica[]): Promise<void> {
+    const { logger, upstream } = this.#options;
+    for (const target of targets) {
+      if (this.#closed || this.#repair) return;
+      try {
+        const groups = await findDivergence(target, source, {
+          timeoutMs: upstream.timeoutMs,
+          logger,
+          rounds: 3,
+        });
+        if (groups.length === 0 || !target.inSync || !source.inSync) continue;
+        logger.warn(
+          { replica: target.url, source: source.url, groups: groups.slice(0, 10), differing: groups.length },
+          "Pushgateway replica differs from the one reads are served from: it is repaired from it",
+        );
+        this.#missed(target, "diverged");
+        await this.#recordShared([target]);
+      } catch (error) {
+        logger.warn({ replica: target.url, source: source.url, err: error }, "replica comparison failed");
+      }
+    }
   }
 
   #startRepair(): void {

@@ -652,6 +652,7 @@ describe("profile ha: replicated pushgateways", () => {
       bootstrapWaitMs: 10000,
       probeTimeoutMs: 2000,
       stragglerMs: 1000,
+      verifyIntervalMs: 300000,
       redis: {
         url: "redis://pushguard-redis.monitoring.svc:6379/0",
         keyPrefix: `pushguard:${NAMESPACE}:${FULLNAME}:replication:`,

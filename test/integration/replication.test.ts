@@ -617,3 +617,30 @@ describe("a replica restarted while no pushguard ran (shared state in Redis)", (
     }
   });
 });
+
+describe("verification of the in-sync replicas", () => {
+  it("finds a replica written to behind pushguard's back, marks it out of sync and repairs it", async () => {
+    pushguard = await startPushguard(
+      config(urlsOf(replicas), "healthCheckIntervalMs: 100, bootstrapWaitMs: 0, verifyIntervalMs: 300"),
+    );
+    await waitInSync(pushguard, replicas);
+    expect((await push(pushguard, "team-a-drift", "load_value 1\n")).status).toBe(200);
+    // Reads are served from the first replica; the other two are changed directly.
+    const [, changed, added] = replicas as [Replica, Replica, Replica];
+    expect(
+      (await send(changed.url, "PUT", "/metrics/job/team-a-drift", { body: "load_value 99\n" })).status,
+    ).toBe(200);
+    expect(
+      (await send(added.url, "PUT", "/metrics/job/team-a-stray", { body: "load_value 5\n" })).status,
+    ).toBe(200);
+
+    await vi.waitFor(
+      async () => {
+        expect(pushguard?.logs().filter((line) => line.reason === "diverged")).toHaveLength(2);
+        await waitInSync(pushguard as TestPushguard, replicas, 100);
+        await expectEveryReplicaHoldsOnly("team-a-drift", 1);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+  });
+});

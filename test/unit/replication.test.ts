@@ -26,6 +26,7 @@ teams: [{ name: a, members: [ci], jobs: ["a-*"], actions: [push] }]
       bootstrapWaitMs: 10_000,
       probeTimeoutMs: 2_000,
       stragglerMs: 1_000,
+      verifyIntervalMs: 300_000,
     });
     expect(parseConfig(yaml('dns: { name: "pg-headless.monitoring.svc" }'), "t", {}).upstream.dns).toEqual({
       name: "pg-headless.monitoring.svc",
