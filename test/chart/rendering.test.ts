@@ -493,7 +493,6 @@ describe("rendering", () => {
         bootstrapWaitMs: 5000,
         probeTimeoutMs: 2000,
         stragglerMs: 1000,
-      verifyIntervalMs: 300000,
         verifyIntervalMs: 300000,
         redis: { url: "redis://redis.redis.svc:6379/1", keyPrefix: "pg-ci:replication:" },
       },
