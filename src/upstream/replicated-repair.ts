@@ -144,11 +144,19 @@ async function unsettledGroups(
 export async function findDivergence(
   target: Replica,
   source: Replica,
-  options: { readonly timeoutMs: number; readonly logger: Logger; readonly rounds: number },
+  options: {
+    readonly timeoutMs: number;
+    readonly logger: Logger;
+    readonly rounds: number;
+    /** Checked before every round: a reason stops the comparison (shutting down, say). */
+    readonly stillValid: () => string | undefined;
+  },
 ): Promise<string[]> {
   const refused = new Set<string>();
   let suspects: Map<string, string | undefined> | undefined;
   for (let round = 0; round < options.rounds; round++) {
+    const invalid = options.stillValid();
+    if (invalid) throw new Error(invalid);
     const unsettled = await unsettledGroups(target, source, refused, { ...options, activity: "comparison" });
     const next = new Map<string, string | undefined>();
     for (const group of unsettled) {

@@ -610,6 +610,12 @@ export class ReplicatedUpstream implements Gateway {
           timeoutMs: upstream.timeoutMs,
           logger,
           rounds: 3,
+          stillValid: () =>
+            this.#closed
+              ? "shutting down"
+              : !target.inSync || !source.inSync
+                ? "a replica left sync"
+                : undefined,
         });
         if (groups.length === 0 || !target.inSync || !source.inSync) continue;
         logger.warn(
@@ -619,7 +625,8 @@ export class ReplicatedUpstream implements Gateway {
         this.#missed(target, "diverged");
         await this.#recordShared([target]);
       } catch (error) {
-        logger.warn({ replica: target.url, source: source.url, err: error }, "replica comparison failed");
+        if (this.#closed) return;
+        logger.warn({ replica: target.url, source: source.url, err: error }, "replica comparison stopped");
       }
     }
   }
