@@ -31,11 +31,6 @@ export class BodyMemory {
     this.#metrics = metrics;
   }
 
-  /** Bytes held now (for tests; also `pushguard_body_buffered_bytes`). */
-  get used(): number {
-    return this.#used;
-  }
-
   reserve(): BodyReservation {
     let held = 0;
     const give = (bytes: number) => {

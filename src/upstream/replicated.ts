@@ -413,7 +413,7 @@ export class ReplicatedUpstream implements Gateway {
     if (skipWhileCooling && performance.now() < this.#sharedSkipUntil) return undefined;
     const counts = await this.#sharedCall((shared) => shared.read());
     if (counts) this.#lastCounts = counts;
-    else this.#sharedSkipUntil = performance.now() + SHARED_COOLDOWN_MS;
+    else if (this.#options.shared) this.#sharedSkipUntil = performance.now() + SHARED_COOLDOWN_MS;
     return counts;
   }
 
@@ -538,8 +538,8 @@ export class ReplicatedUpstream implements Gateway {
 
   /**
    * With no replica in sync (first start, or every in-sync one lost), one must define the truth.
-   * With shared state, never a replica that missed a write since it was last in sync (unless
-   * every one did); among the rest, the one holding the most groups (a replica that restarted
+   * With shared state, never a replica that missed a write since it was last in sync, or is no
+   * longer the process it was in sync as (`#staleShared`), unless every one is; among the rest, the one holding the most groups (a replica that restarted
    * empty or missed pushes has fewer), then the most recently written. At first start this waits
    * up to `bootstrapWaitMs` for every replica to answer.
    */
