@@ -47,12 +47,18 @@ function pushguardRefuses(body: Buffer): boolean {
 
 /** Mostly valid atoms, sometimes a broken one: bodies land on both sides of the boundary. */
 const mostly = <T>(good: readonly T[], bad: readonly T[]) =>
-  fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...good) }, { weight: 1, arbitrary: fc.constantFrom(...bad) });
+  fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...good) },
+    { weight: 1, arbitrary: fc.constantFrom(...bad) },
+  );
 
 const name = mostly(["x", "x_count", "x_sum", "x_bucket", "y", "_a:b"], ["1x", "", "x y"]);
 const labelName = mostly(["a", "b", "le", "quantile", "job", "__x"], ["__name__", "1a", ""]);
 const labelValue = mostly(["", "1", "0.5", "+Inf", "x", 'q\\"', "\\\\", "\\n", "日本"], ["\\t", '"', "\n"]);
-const value = mostly(["1", "-2.5", "1e3", "+Inf", "-inf", "NaN", "nan", "Infinity", ".5", "1e-400"], ["+NaN", "0x1", "1_0", "1e400", ""]);
+const value = mostly(
+  ["1", "-2.5", "1e3", "+Inf", "-inf", "NaN", "nan", "Infinity", ".5", "1e-400"],
+  ["+NaN", "0x1", "1_0", "1e400", ""],
+);
 const blank = mostly(["", " "], ["\t", "  "]);
 const typeName = mostly(
   ["counter", "gauge", "histogram", "summary", "untyped", "COUNTER", "Gauge"],
@@ -60,19 +66,26 @@ const typeName = mostly(
 );
 const help = mostly(["help", "with \\\\ and \\n", "", "ünï"], ["bad \\t escape", "trailing \\"]);
 
-const labels = fc
-  .array(fc.tuple(labelName, blank, labelValue), { maxLength: 3 })
-  .chain((pairs) =>
-    fc.tuple(fc.constant(pairs), fc.boolean(), blank).map(([items, trailingComma, pad]) => {
-      if (items.length === 0 && !trailingComma) return "";
-      const inner = items.map(([n, b, v]) => `${n}${b}=${b}"${v}"`).join(",");
-      return `{${pad}${inner}${trailingComma && items.length > 0 ? "," : ""}${pad}}`;
-    }),
-  );
+const labels = fc.array(fc.tuple(labelName, blank, labelValue), { maxLength: 3 }).chain((pairs) =>
+  fc.tuple(fc.constant(pairs), fc.boolean(), blank).map(([items, trailingComma, pad]) => {
+    if (items.length === 0 && !trailingComma) return "";
+    const inner = items.map(([n, b, v]) => `${n}${b}=${b}"${v}"`).join(",");
+    return `{${pad}${inner}${trailingComma && items.length > 0 ? "," : ""}${pad}}`;
+  }),
+);
 
 const sampleLine = fc
-  .tuple(name, labels, blank, value, fc.option(mostly(["1700000000000", "-1"], ["1.5", "x"]), { nil: undefined, freq: 8 }), mostly([""], [" "]))
-  .map(([n, l, b, v, ts, tail]) => `${n}${l}${b === "" ? " " : b}${v}${ts !== undefined ? ` ${ts}` : ""}${tail}`);
+  .tuple(
+    name,
+    labels,
+    blank,
+    value,
+    fc.option(mostly(["1700000000000", "-1"], ["1.5", "x"]), { nil: undefined, freq: 8 }),
+    mostly([""], [" "]),
+  )
+  .map(
+    ([n, l, b, v, ts, tail]) => `${n}${l}${b === "" ? " " : b}${v}${ts !== undefined ? ` ${ts}` : ""}${tail}`,
+  );
 
 const commentLine = fc.oneof(
   fc.tuple(blank, name, typeName).map(([b, n, t]) => `#${b === "" ? " " : b}TYPE ${n} ${t}`),
@@ -82,10 +95,13 @@ const commentLine = fc.oneof(
 
 const body = fc
   .tuple(
-    fc.array(fc.oneof({ weight: 3, arbitrary: sampleLine }, { weight: 2, arbitrary: commentLine }, fc.constant("")), {
-      minLength: 1,
-      maxLength: 6,
-    }),
+    fc.array(
+      fc.oneof({ weight: 3, arbitrary: sampleLine }, { weight: 2, arbitrary: commentLine }, fc.constant("")),
+      {
+        minLength: 1,
+        maxLength: 6,
+      },
+    ),
     mostly(["\n"], ["\r\n"]),
     mostly(["\n", "\n  "], [""]),
   )
@@ -108,7 +124,7 @@ describe("text parser agrees with the Pushgateway's", () => {
 
   it("on raw bytes around the syntax", async () => {
     const bytes = fc
-      .array(fc.constantFrom(..."x1 {}=\",#\n\t\\le_.+-eE".split(""), "\u00ff", "é"), { maxLength: 24 })
+      .array(fc.constantFrom(...'x1 {}=",#\n\t\\le_.+-eE'.split(""), "\u00ff", "é"), { maxLength: 24 })
       .map((chars) => Buffer.from(`${chars.join("")}\n`, "utf8"));
     await fc.assert(
       fc.asyncProperty(bytes, async (generated) => {

@@ -32,7 +32,10 @@ describe("parseText: what Go's expfmt.TextParser accepts", () => {
     ["TYPE in any case", "# TYPE x COUNTER\nx 1\n# TYPE y Gauge\ny 2\n"],
     ["a TYPE without samples", "# TYPE lonely counter\nx 1\n"],
     ["colons and underscores in names", "_a:b_c 1\n:x 2\n"],
-    ["histogram lines in any order", '# TYPE h histogram\nh_sum 3\nh_bucket{le="1"} 1\nh_count 2\nh_bucket{le="+Inf"} 2\n'],
+    [
+      "histogram lines in any order",
+      '# TYPE h histogram\nh_sum 3\nh_bucket{le="1"} 1\nh_count 2\nh_bucket{le="+Inf"} 2\n',
+    ],
     ["summary", '# TYPE s summary\ns{quantile="0.5"} 1\ns_sum 2\ns_count 3\n'],
     ["unicode label value", 'x{a="日本 ✓"} 1\n'],
     ["NUL in a label value", 'x{a="\u0000"} 1\n'],
@@ -75,7 +78,11 @@ describe("parseText: what Go's expfmt.TextParser accepts", () => {
   });
 
   it("refuses invalid UTF-8 in HELP (Go keeps it; Prometheus rejects the scrape)", () => {
-    const body = Buffer.concat([Buffer.from("# HELP x bad "), Buffer.from([0xc3, 0x28]), Buffer.from("\nx 1\n")]);
+    const body = Buffer.concat([
+      Buffer.from("# HELP x bad "),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from("\nx 1\n"),
+    ]);
     expect(ruleOf(body)).toBe("invalid-utf8");
   });
 
@@ -87,9 +94,9 @@ describe("parseText: what Go's expfmt.TextParser accepts", () => {
   it("stops at the series limit before reading the rest", () => {
     const body = `${"x 1\n".repeat(5)}garbage that is never reached`;
     expect(ruleOf(body, { maxSeries: 4, maxLabels: 64 })).toBe("too-many-series");
-    expect(ruleOf("# TYPE a counter\n# TYPE b counter\n# TYPE c counter\n", { maxSeries: 2, maxLabels: 64 })).toBe(
-      "too-many-series",
-    );
+    expect(
+      ruleOf("# TYPE a counter\n# TYPE b counter\n# TYPE c counter\n", { maxSeries: 2, maxLabels: 64 }),
+    ).toBe("too-many-series");
   });
 
   it("stops at the label limit of one series", () => {
@@ -140,7 +147,13 @@ describe("parseText: the model", () => {
         timestamped: false,
         at: { line: 3 },
       },
-      { labels: [["a", "2"]], values: ["histogram"], buckets: [Number.POSITIVE_INFINITY], timestamped: false, at: { line: 7 } },
+      {
+        labels: [["a", "2"]],
+        values: ["histogram"],
+        buckets: [Number.POSITIVE_INFINITY],
+        timestamped: false,
+        at: { line: 7 },
+      },
     ]);
     // metric 1: 2 buckets + implicit +Inf + sum + count; metric 2: +Inf + sum + count
     expect(push.series).toBe(5 + 3);
