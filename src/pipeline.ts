@@ -17,6 +17,7 @@ import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
 import { toProblem, type UpstreamResponse } from "./upstream/forward.js";
 import { type Gateway, NOT_SENT_REASONS } from "./upstream/gateway.js";
+import type { PushValidator, ValidatedPush } from "./validation/create-validator.js";
 
 export interface PipelineStages {
   readonly clientAddress: ClientAddress;
@@ -26,6 +27,7 @@ export interface PipelineStages {
   readonly rateLimit: RateLimit;
   readonly bodyLimits: BodyLimits;
   readonly bodyMemory: BodyMemory;
+  readonly validator: PushValidator;
   readonly upstreamSlots: UpstreamSlots;
   readonly upstream: Gateway;
   readonly metrics: Metrics;
@@ -37,7 +39,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The API listener's one handler: each request runs the stages in order —
- * classify → authenticate → authorize → rate limit → body guard → forward → record —
+ * classify → authenticate → authorize → rate limit → body guard → validate → forward → record —
  * each taking the previous stage's typed result and never reaching back.
  *
  * `currentStages` is read once per request: a config reload swaps the stages for new requests
@@ -69,6 +71,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
     let identity: Identity = ANONYMOUS;
     let decision: Decision | undefined;
     let body: GuardedBody | undefined;
+    let validated: ValidatedPush | undefined;
     const bodyProgress = { receivedBytes: 0 };
     const bodyReservation = stages.bodyMemory.reserve();
     let status = 500;
@@ -99,8 +102,16 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         job: "groupingKey" in operation ? operation.groupingKey.job : undefined,
         clientAddress,
       });
-      if (method === "PUT" || method === "POST") {
+      if (operation.action === "push") {
+        const groupingKey = decision.groupingKey ?? operation.groupingKey;
+        stages.validator.checkKey(groupingKey, decision.team);
         body = await guardBody(incoming, bodyLimits, bodyProgress, bodyReservation);
+        validated = stages.validator.checkBody(
+          body.bytes,
+          incoming.headers["content-type"],
+          groupingKey,
+          decision.team,
+        );
       }
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
       const upstreamStarted = performance.now();
@@ -110,6 +121,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         headers: incoming.headers,
         body: body?.bytes,
         bodyDecoded: body?.decompressed,
+        contentType: validated?.contentType,
         // The client as established above: the socket peer, or behind a trusted proxy its X-Forwarded-For.
         clientAddress,
         requestId,
@@ -149,7 +161,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         code: String(status),
       });
       metrics.requestDuration.observe({ action }, seconds);
-      if (problem) countProblem(metrics, problem, action);
+      if (problem) countProblem(metrics, problem, action, decision?.team);
       if (body) metrics.bytesReceived.inc({ action }, body.receivedBytes);
       const audit = WRITE_METHODS.has(method);
       // Building the record costs more than the rest of this block; skip it when it is not logged.
@@ -282,7 +294,12 @@ function forwardedThenFailed(problem: ProblemError): boolean {
   return problem.code === "ERR_UPSTREAM_UNAVAILABLE" && !NOT_SENT_REASONS.has(problem.reason);
 }
 
-function countProblem(metrics: Metrics, problem: ProblemError, action: string): void {
+function countProblem(
+  metrics: Metrics,
+  problem: ProblemError,
+  action: string,
+  team: string | undefined,
+): void {
   switch (problem.code) {
     case "ERR_AUTH_MISSING":
     case "ERR_AUTH_INVALID":
@@ -295,6 +312,18 @@ function countProblem(metrics: Metrics, problem: ProblemError, action: string): 
     case "ERR_UNSUPPORTED_ENCODING":
     case "ERR_BAD_BODY_ENCODING":
       metrics.bodyRejections.inc({ reason: problem.reason });
+      break;
+    case "ERR_BAD_EXPOSITION":
+    case "ERR_INVALID_METRIC":
+    case "ERR_PUSH_TOO_LARGE":
+    case "ERR_PUSH_LIMIT":
+    case "ERR_METRIC_NAME_DENIED":
+    case "ERR_LABEL_RESERVED":
+      metrics.pushRejections.inc({ team: team ?? "", rule: problem.reason });
+      break;
+    case "ERR_BAD_GROUPING_KEY":
+      if (problem.reason === "empty-grouping-value")
+        metrics.pushRejections.inc({ team: team ?? "", rule: problem.reason });
       break;
     case "ERR_UPSTREAM_UNAVAILABLE":
     case "ERR_UPSTREAM_TIMEOUT":

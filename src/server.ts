@@ -20,6 +20,7 @@ import type { Clock, LimitStore } from "./ratelimit/store.js";
 import { createGateway, describeUpstream } from "./upstream/create-gateway.js";
 import type { Gateway } from "./upstream/gateway.js";
 import type { ResolveHost } from "./upstream/replica-discovery.js";
+import { createPushValidator } from "./validation/create-validator.js";
 
 export interface RunningServer {
   readonly apiUrl: string;
@@ -75,6 +76,7 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
     bodyLimits: config.body,
     bodyMemory: shared.bodyMemory,
+    validator: createPushValidator(config),
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,

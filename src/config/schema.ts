@@ -9,6 +9,7 @@ import {
   plainGlob,
   templateString,
 } from "./jwt-schema.js";
+import { teamValidation, validationSection } from "./validation-schema.js";
 
 /**
  * The one source of truth for pushguard's configuration file. Every key is documented in the
@@ -115,6 +116,7 @@ const team = z.strictObject({
   jobs: z.array(jobPattern).default([]),
   actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
   groupingKey: groupingKeyRules,
+  validation: teamValidation,
   ttl: z
     .string()
     .refine((value) => parseTtl(value) !== undefined, TTL_FORMAT)
@@ -379,6 +381,7 @@ export const configSchema = z
           .default([]),
       })
       .prefault({}),
+    validation: validationSection,
     body: z
       .strictObject({
         maxBytes: z

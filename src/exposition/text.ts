@@ -1,13 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { ExpositionError } from "./errors.js";
-import type {
-  MetricType,
-  MetricValueKind,
-  ParsedFamily,
-  ParsedMetric,
-  ParsedPush,
-  Position,
-} from "./types.js";
+import type { MetricType, MetricValueKind, ParsedFamily, ParsedPush, Position } from "./types.js";
 import { seriesOf } from "./types.js";
 
 export interface ParseLimits {

@@ -62,6 +62,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly pushRejections = new Counter({
+    name: "pushguard_push_rejections_total",
+    help: "Pushes refused for what they contain (body or grouping key), by team and rule (syntax, duplicate-series, series-per-push, metric-name-denied, ...).",
+    labelNames: ["team", "rule"] as const,
+    registers: [this.registry],
+  });
+
   readonly bytesReceived = new Counter({
     name: "pushguard_received_bytes_total",
     help: "Body bytes received on the wire for forwarded writes, by action.",

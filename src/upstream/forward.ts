@@ -17,6 +17,8 @@ export interface UpstreamRequest {
   readonly body?: Buffer;
   /** Whether `body` was decoded from gzip (the client's Content-Encoding must then be dropped). */
   readonly bodyDecoded?: boolean;
+  /** The Content-Type to send instead of the client's: the format the body was validated as. */
+  readonly contentType?: string;
   readonly clientAddress: string | undefined;
   readonly requestId: string;
   /** Aborts the upstream request (used for reads when the client goes away). */
@@ -144,6 +146,7 @@ export function forwardHeaders(request: UpstreamRequest, upstreamHost: string): 
   headers["x-forwarded-proto"] = "http";
   headers["x-request-id"] = request.requestId;
   headers.host = upstreamHost;
+  if (request.contentType !== undefined) headers["content-type"] = request.contentType;
   if (request.body !== undefined) headers["content-length"] = String(request.body.length);
   return headers;
 }

@@ -282,13 +282,18 @@ describe("repair", () => {
     const paths = [
       "/metrics/job/team-a-rich/instance/db1",
       "/metrics/job/team-a-rich/instance@base64/YS9i",
-      "/metrics/job/team-a-rich/instance@base64/=",
       "/metrics/job@base64/dGVhbS1hLcOcbmljb2Rl",
     ];
     for (const path of paths) {
       expect(
         (await send(pushguard.apiUrl, "PUT", path, { headers: bearer(TEAM_A_TOKEN), body })).status,
       ).toBe(200);
+    }
+    // pushguard refuses empty grouping-label values (they collide with the group without the
+    // label), but a store may hold one from before: written to every replica directly here.
+    for (const replica of replicas) {
+      const direct = await send(replica.url, "PUT", "/metrics/job/team-a-rich/instance@base64/=", { body });
+      expect(direct.status).toBe(200);
     }
     expect(
       (await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-empty", { headers: bearer(TEAM_A_TOKEN) }))
@@ -344,11 +349,15 @@ describe("repair", () => {
         ],
       },
     ]);
-    const pushedProtobuf = await send(pushguard.apiUrl, "PUT", "/metrics/job/team-a-gauge-histogram", {
-      headers: { ...bearer(TEAM_A_TOKEN), "content-type": PROTOBUF_CONTENT_TYPE },
-      body: gaugeHistogram,
-    });
-    expect(pushedProtobuf.status).toBe(200);
+    // pushguard refuses the type (Prometheus cannot scrape it as text), so it was written before
+    // pushguard or around it: here straight to every replica.
+    for (const replica of replicas) {
+      const pushedProtobuf = await send(replica.url, "PUT", "/metrics/job/team-a-gauge-histogram", {
+        headers: { "content-type": PROTOBUF_CONTENT_TYPE },
+        body: gaugeHistogram,
+      });
+      expect(pushedProtobuf.status).toBe(200);
+    }
     expect((await push(pushguard, "team-a-plain", "load_value 5\n")).status).toBe(200);
     const stored = (await (await fetch(`${healthy.url}/api/v1/metrics`)).json()) as {
       data: Array<Record<string, { type?: string }>>;

@@ -1,8 +1,8 @@
 /**
- * Minimal writer for `io.prometheus.client.MetricFamily` in the length-delimited form Pushgateway
- * accepts (what Go's client_golang sends). Just enough for a gauge family with labels and a gauge
- * histogram family (a type the text format cannot carry); the end-to-end suite uses the real Go
- * client.
+ * Writer for `io.prometheus.client.MetricFamily` in the length-delimited form Pushgateway accepts
+ * (what Go's client_golang sends): gauge and gauge histogram families for the pipeline suites,
+ * `encodeFamilies` for any family of the parsed model, and `pb` for hand-built (and broken) wire
+ * data in the parser's tests. The end-to-end suite uses the real Go client.
  */
 export interface GaugeFamily {
   name: string;
@@ -86,14 +86,13 @@ function encodeGaugeHistogramFamily(family: GaugeHistogramFamily): Buffer {
 }
 
 function varintField(field: number, value: number): Buffer {
-  return Buffer.concat([Buffer.from([(field << 3) | 0]), varint(value)]);
+  return Buffer.concat([varint(field * 8), varint(value)]);
 }
 
 function doubleField(field: number, value: number): Buffer {
-  const bytes = Buffer.alloc(9);
-  bytes[0] = (field << 3) | 1;
-  bytes.writeDoubleLE(value, 1);
-  return bytes;
+  const bytes = Buffer.alloc(8);
+  bytes.writeDoubleLE(value);
+  return Buffer.concat([varint(field * 8 + 1), bytes]);
 }
 
 function stringField(field: number, value: string): Buffer {
@@ -101,7 +100,7 @@ function stringField(field: number, value: string): Buffer {
 }
 
 function bytesField(field: number, value: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(value.length), value]);
+  return Buffer.concat([varint(field * 8 + 2), varint(value.length), value]);
 }
 
 function varint(value: number): Buffer {
@@ -113,4 +112,120 @@ function varint(value: number): Buffer {
   }
   bytes.push(rest);
   return Buffer.from(bytes);
+}
+
+/**
+ * Hand-built protobuf pieces for the parser's tests: any field number with any wire type, so a
+ * body can be as wrong as a test needs. Numbers beyond 2^53 (and negative int64s, 10 bytes on
+ * the wire) are given as bigints.
+ */
+export const pb = {
+  /** A bare varint, no tag. */
+  rawVarint(value: number | bigint): Buffer {
+    const bytes: number[] = [];
+    let rest = BigInt.asUintN(64, BigInt(value));
+    while (rest > 0x7fn) {
+      bytes.push(Number(rest & 0x7fn) | 0x80);
+      rest >>= 7n;
+    }
+    bytes.push(Number(rest));
+    return Buffer.from(bytes);
+  },
+  tag(field: number | bigint, wireType: number): Buffer {
+    return pb.rawVarint((BigInt(field) << 3n) | BigInt(wireType));
+  },
+  varint(field: number, value: number | bigint): Buffer {
+    return Buffer.concat([pb.tag(field, 0), pb.rawVarint(value)]);
+  },
+  double(field: number, value: number): Buffer {
+    return doubleField(field, value);
+  },
+  fixed32(field: number, value: number): Buffer {
+    const bytes = Buffer.alloc(4);
+    bytes.writeUInt32LE(value >>> 0);
+    return Buffer.concat([pb.tag(field, 5), bytes]);
+  },
+  /** A length-delimited field; a string is encoded as UTF-8. */
+  bytes(field: number, value: Buffer | string): Buffer {
+    return bytesField(field, typeof value === "string" ? Buffer.from(value, "utf8") : value);
+  },
+  message(field: number, ...parts: Buffer[]): Buffer {
+    return bytesField(field, Buffer.concat(parts));
+  },
+  /** The body: each message (the concatenated fields of one MetricFamily) after its length. */
+  delimited(...messages: Buffer[]): Buffer {
+    return Buffer.concat(messages.flatMap((message) => [pb.rawVarint(message.length), message]));
+  },
+};
+
+/** A MetricFamily in the terms of the parsed model, for `encodeFamilies`. */
+export interface FamilySpec {
+  name: string;
+  help?: string;
+  /** The MetricType enum value; absent means no `type` field at all. */
+  type?: number;
+  metrics: MetricSpec[];
+}
+
+export interface MetricSpec {
+  labels?: ReadonlyArray<readonly [string, string]>;
+  /** Value sub-messages, in this order: the histogram carries `buckets`, the summary `quantiles`. */
+  values: ReadonlyArray<"gauge" | "counter" | "summary" | "untyped" | "histogram">;
+  buckets?: readonly number[];
+  quantiles?: readonly number[];
+  timestampMs?: number;
+}
+
+/** Encodes families field by field in the order Go's client_golang writes them. */
+export function encodeFamilies(families: readonly FamilySpec[]): Buffer {
+  return pb.delimited(...families.map(encodeFamilySpec));
+}
+
+export function encodeFamilySpec(family: FamilySpec): Buffer {
+  const parts = [pb.bytes(1, family.name)];
+  if (family.help !== undefined) parts.push(pb.bytes(2, family.help));
+  if (family.type !== undefined) parts.push(pb.varint(3, family.type));
+  for (const metric of family.metrics) parts.push(pb.message(4, ...encodeMetricSpec(metric)));
+  return Buffer.concat(parts);
+}
+
+function encodeMetricSpec(metric: MetricSpec): Buffer[] {
+  const parts = (metric.labels ?? []).map(([name, value]) =>
+    pb.message(1, pb.bytes(1, name), pb.bytes(2, value)),
+  );
+  for (const kind of metric.values) {
+    switch (kind) {
+      case "gauge":
+        parts.push(pb.message(2, pb.double(1, 1)));
+        break;
+      case "counter":
+        parts.push(pb.message(3, pb.double(1, 1)));
+        break;
+      case "untyped":
+        parts.push(pb.message(5, pb.double(1, 1)));
+        break;
+      case "summary":
+        parts.push(
+          pb.message(
+            4,
+            pb.varint(1, 1),
+            pb.double(2, 0.5),
+            ...(metric.quantiles ?? []).map((q) => pb.message(3, pb.double(1, q), pb.double(2, 1))),
+          ),
+        );
+        break;
+      case "histogram":
+        parts.push(
+          pb.message(
+            7,
+            pb.varint(1, 1),
+            pb.double(2, 0.5),
+            ...(metric.buckets ?? []).map((bound) => pb.message(3, pb.varint(1, 1), pb.double(2, bound))),
+          ),
+        );
+        break;
+    }
+  }
+  if (metric.timestampMs !== undefined) parts.push(pb.varint(6, metric.timestampMs));
+  return parts;
 }

@@ -1,0 +1,72 @@
+import type { Config } from "../config/load.js";
+import type { ProblemError } from "../errors.js";
+import { type BodyFormat, bodyFormat, CONTENT_TYPES } from "../exposition/content-type.js";
+import { ExpositionError } from "../exposition/errors.js";
+import { parseProtobuf } from "../exposition/protobuf.js";
+import { parseText } from "../exposition/text.js";
+import type { ParsedPush } from "../exposition/types.js";
+import type { GroupingKey } from "../pushgateway/grouping-key.js";
+import { createPushPolicies, type PushPolicy } from "./policy.js";
+import { validateGroupingKey, validatePush } from "./validate-push.js";
+import { fromExpositionError, PushViolation } from "./violation.js";
+
+/** A push body that passed validation, with the Content-Type to forward it under. */
+export interface ValidatedPush {
+  readonly format: BodyFormat;
+  readonly contentType: string;
+  readonly push: ParsedPush;
+}
+
+/** The validate stage: everything about what is pushed, as opposed to who pushes it. */
+export interface PushValidator {
+  /** Checks a push's grouping key before its body is read. @throws ProblemError */
+  checkKey(groupingKey: GroupingKey, team: string | undefined): void;
+  /** Parses and checks a push body stored under `groupingKey`. @throws ProblemError */
+  checkBody(
+    body: Buffer,
+    contentType: string | undefined,
+    groupingKey: GroupingKey,
+    team: string | undefined,
+  ): ValidatedPush;
+  /** The policy that applies to a team's pushes (for `explain`). */
+  policy(team: string | undefined): PushPolicy;
+}
+
+export function createPushValidator(config: Config): PushValidator {
+  const policies = createPushPolicies(config);
+  return {
+    checkKey(groupingKey, team) {
+      try {
+        validateGroupingKey(groupingKey, policies(team));
+      } catch (error) {
+        throw toProblem(error);
+      }
+    },
+    checkBody(body, contentType, groupingKey, team) {
+      const policy = policies(team);
+      const format = bodyFormat(contentType);
+      const limits = { maxSeries: policy.limits.seriesPerPush, maxLabels: policy.limits.labelsPerSeries };
+      try {
+        const push = format === "protobuf" ? parseProtobuf(body, limits) : parseText(body, limits);
+        validatePush(push, groupingKey, policy);
+        return { format, contentType: CONTENT_TYPES[format], push };
+      } catch (error) {
+        if (error instanceof ExpositionError) {
+          const limit =
+            error.rule === "too-many-series"
+              ? limits.maxSeries
+              : error.rule === "too-many-labels"
+                ? limits.maxLabels
+                : undefined;
+          throw fromExpositionError(error, limit).toProblem();
+        }
+        throw toProblem(error);
+      }
+    },
+    policy: policies,
+  };
+}
+
+function toProblem(error: unknown): ProblemError | unknown {
+  return error instanceof PushViolation ? error.toProblem() : error;
+}

@@ -1,0 +1,339 @@
+import type { MetricType, ParsedFamily, ParsedMetric, ParsedPush, Position } from "../exposition/types.js";
+import type { GroupingKey } from "../pushgateway/grouping-key.js";
+import type { PushPolicy } from "./policy.js";
+import { PushViolation } from "./violation.js";
+
+/**
+ * Names the Pushgateway uses itself: it overwrites pushed `push_time_seconds` and
+ * `push_failure_time_seconds` silently, and a family named `labels` or `last_push_successful`
+ * replaces that key of its group in `/api/v1/metrics` (hiding the group from every API reader,
+ * pushguard's janitor and replication included).
+ */
+const RESERVED_METRIC_NAMES = new Set([
+  "push_time_seconds",
+  "push_failure_time_seconds",
+  "labels",
+  "last_push_successful",
+]);
+
+const LEGACY_METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LEGACY_LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * Refuses a grouping key that would break the store before any body is read: an empty label
+ * value (the group's `push_time_seconds` then equals that of the group without the label, and
+ * every later push of every team fails), a label reserved for another team, names or values
+ * beyond the limits.
+ */
+export function validateGroupingKey(key: GroupingKey, policy: PushPolicy): void {
+  checkLabelValue("job", key.job, policy, undefined, {});
+  for (const [name, value] of Object.entries(key.labels)) {
+    if (value === "") {
+      throw new PushViolation(
+        "empty-grouping-value",
+        `grouping label "${name}" has an empty value: the Pushgateway treats it as absent, so this group would collide with the one without it; leave the label out`,
+        { label: name },
+      );
+    }
+    if (policy.reservedLabels.has(name)) throw reserved(name, "in the grouping key");
+    checkLabelName(name, policy, undefined, {});
+    checkLabelValue(name, value, policy, undefined, {});
+  }
+}
+
+/**
+ * Refuses a push the Pushgateway would store but then fail to serve, serve empty, or serve in a
+ * form Prometheus rejects, and a push beyond the team's limits. `groupingKey` is the key the push
+ * is stored under (after label injection): its labels overwrite the body's, as upstream.
+ *
+ * @throws PushViolation naming the rule, family, label and position
+ */
+export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy: PushPolicy): void {
+  const { limits } = policy;
+  if (push.series > limits.seriesPerPush) {
+    throw new PushViolation(
+      "series-per-push",
+      `the push has ${push.series} series; at most ${limits.seriesPerPush} are allowed in one push`,
+      { limit: limits.seriesPerPush, actual: push.series },
+    );
+  }
+  const grouping = new Map([...Object.entries(groupingKey.labels), ["job", groupingKey.job]]);
+  const names = new Set<string>();
+  for (const family of push.families) {
+    if (names.has(family.name)) {
+      throw new PushViolation(
+        "duplicate-family",
+        `family "${family.name}" is sent twice (the Pushgateway would keep only the last one)`,
+        { family: family.name, at: family.at },
+      );
+    }
+    names.add(family.name);
+  }
+  for (const family of push.families) {
+    checkFamily(family, names, grouping, policy);
+    const seen = new Set<string>();
+    for (const metric of family.metrics) checkMetric(family, metric, grouping, policy, seen);
+  }
+}
+
+function checkFamily(
+  family: ParsedFamily,
+  names: ReadonlySet<string>,
+  grouping: ReadonlyMap<string, string>,
+  policy: PushPolicy,
+): void {
+  const { name, at } = family;
+  const where = { family: name, at };
+  const valid = policy.utf8Names ? name !== "" : LEGACY_METRIC_NAME.test(name);
+  if (!valid) {
+    throw new PushViolation(
+      "invalid-metric-name",
+      `${JSON.stringify(name)} is not a valid metric name${policy.utf8Names ? "" : " ([a-zA-Z_:][a-zA-Z0-9_:]*)"}`,
+      where,
+    );
+  }
+  const nameBytes = byteLength(name, policy.limits.metricNameBytes);
+  if (nameBytes > policy.limits.metricNameBytes) {
+    throw new PushViolation(
+      "metric-name-length",
+      `metric name "${name}" is longer than ${policy.limits.metricNameBytes} bytes`,
+      {
+        ...where,
+        limit: policy.limits.metricNameBytes,
+        actual: nameBytes,
+      },
+    );
+  }
+  if (RESERVED_METRIC_NAMES.has(name)) {
+    throw new PushViolation(
+      "reserved-metric-name",
+      `"${name}" is a name the Pushgateway uses itself; rename the metric`,
+      where,
+    );
+  }
+  const denied = policy.deniedName(name);
+  if (denied)
+    throw new PushViolation("metric-name-denied", `metric "${name}" may not be pushed: ${denied}`, where);
+  if (family.help !== undefined) {
+    const helpBytes = byteLength(family.help, policy.limits.helpBytes);
+    if (helpBytes > policy.limits.helpBytes) {
+      throw new PushViolation(
+        "help-length",
+        `HELP of "${name}" is longer than ${policy.limits.helpBytes} bytes`,
+        {
+          ...where,
+          limit: policy.limits.helpBytes,
+          actual: helpBytes,
+        },
+      );
+    }
+  }
+  const suffixes =
+    family.type === "histogram"
+      ? ["_bucket", "_count", "_sum"]
+      : family.type === "summary"
+        ? ["_count", "_sum"]
+        : [];
+  for (const suffix of suffixes) {
+    if (names.has(name + suffix)) {
+      throw new PushViolation(
+        "suffix-collision",
+        `family "${name + suffix}" collides with the ${family.type} "${name}", whose series include ${name + suffix}`,
+        where,
+      );
+    }
+  }
+  const special = family.type === "histogram" ? "le" : family.type === "summary" ? "quantile" : undefined;
+  if (special !== undefined && grouping.has(special)) {
+    throw new PushViolation(
+      special === "le" ? "bucket-label" : "quantile-label",
+      `the grouping key sets "${special}", which the ${family.type} "${name}" uses for its own series; remove it from the push path`,
+      { ...where, label: special },
+    );
+  }
+}
+
+function checkMetric(
+  family: ParsedFamily,
+  metric: ParsedMetric,
+  grouping: ReadonlyMap<string, string>,
+  policy: PushPolicy,
+  seen: Set<string>,
+): void {
+  const { name, type } = family;
+  const where = { family: name, at: metric.at };
+  if (metric.timestamped) {
+    throw new PushViolation(
+      "timestamp",
+      `a series of "${name}" has a timestamp; the Pushgateway refuses pushed timestamps`,
+      where,
+    );
+  }
+  if (metric.values.length !== 1 || metric.values[0] !== type) {
+    throw new PushViolation(
+      "value-type-mismatch",
+      `a metric of the ${type} "${name}" carries ${metric.values.length === 0 ? "no value" : metric.values.join(" and ")}; it must carry exactly a ${type} value`,
+      where,
+    );
+  }
+  const labels = new Map<string, string>();
+  for (const [label, value] of metric.labels) {
+    checkLabelName(label, policy, name, metric.at);
+    if (labels.has(label)) {
+      throw new PushViolation("duplicate-label", `a series of "${name}" has label "${label}" twice`, {
+        ...where,
+        label,
+      });
+    }
+    if (type === "histogram" && label === "le") {
+      throw new PushViolation("bucket-label", `a series of the histogram "${name}" sets "le" itself`, {
+        ...where,
+        label,
+      });
+    }
+    if (type === "summary" && label === "quantile") {
+      throw new PushViolation("quantile-label", `a series of the summary "${name}" sets "quantile" itself`, {
+        ...where,
+        label,
+      });
+    }
+    if (policy.reservedLabels.has(label)) throw reserved(label, `on a series of "${name}"`, where);
+    checkLabelValue(label, value, policy, name, metric.at);
+    labels.set(label, value);
+  }
+  // What the Pushgateway stores: the grouping labels overwrite the body's.
+  for (const [label, value] of grouping) labels.set(label, value);
+  const pairs = [...labels].filter(([, value]) => value !== "");
+  if (pairs.length > policy.limits.labelsPerSeries) {
+    throw new PushViolation(
+      "labels-per-series",
+      `a series of "${name}" has ${pairs.length} labels (grouping labels included); at most ${policy.limits.labelsPerSeries} are allowed`,
+      { ...where, limit: policy.limits.labelsPerSeries, actual: pairs.length },
+    );
+  }
+  // Prometheus treats an empty value as no label, so `{a=""}` and `{}` are one series there.
+  pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const key = pairs.map(([label, value]) => `${label}\u0000${value}`).join("\u0000");
+  if (seen.has(key)) {
+    throw new PushViolation(
+      "duplicate-series",
+      `series ${describeSeries(name, pairs)} is pushed twice (grouping labels, which overwrite the body's, included)`,
+      where,
+    );
+  }
+  seen.add(key);
+  checkComponents(name, type, metric, pairs, where);
+}
+
+/** A histogram's buckets and a summary's quantiles, `_count` and `_sum`: each at most once. */
+function checkComponents(
+  name: string,
+  type: MetricType,
+  metric: ParsedMetric,
+  pairs: ReadonlyArray<readonly [string, string]>,
+  where: { family: string; at: Position },
+): void {
+  const repeated =
+    (metric.counts ?? 0) > 1
+      ? `${name}_count`
+      : (metric.sums ?? 0) > 1
+        ? `${name}_sum`
+        : type === "histogram" && repeats(metric.buckets)
+          ? `a bucket of ${name}`
+          : type === "summary" && repeats(metric.quantiles)
+            ? `a quantile of ${name}`
+            : undefined;
+  if (repeated !== undefined) {
+    throw new PushViolation(
+      "duplicate-series",
+      `${repeated} is pushed twice for ${describeSeries(name, pairs)}`,
+      where,
+    );
+  }
+}
+
+function repeats(values: readonly number[] | undefined): boolean {
+  if (values === undefined || values.length < 2) return false;
+  // Object.is: two NaN bounds are one series too.
+  return values.some((value, index) => values.findIndex((other) => Object.is(other, value)) !== index);
+}
+
+function checkLabelName(
+  label: string,
+  policy: PushPolicy,
+  family: string | undefined,
+  at: Position | undefined,
+): void {
+  const where = { family, label, at };
+  const valid = policy.utf8Names ? label !== "" : LEGACY_LABEL_NAME.test(label);
+  if (!valid) {
+    throw new PushViolation(
+      "invalid-label-name",
+      `${JSON.stringify(label)} is not a valid label name`,
+      where,
+    );
+  }
+  if (label.startsWith("__")) {
+    throw new PushViolation(
+      "reserved-label-name",
+      `label names starting with "__" are reserved for Prometheus ("${label}")`,
+      where,
+    );
+  }
+  const bytes = byteLength(label, policy.limits.labelNameBytes);
+  if (bytes > policy.limits.labelNameBytes) {
+    throw new PushViolation(
+      "label-name-length",
+      `label name "${label.slice(0, 64)}…" is longer than ${policy.limits.labelNameBytes} bytes`,
+      {
+        ...where,
+        limit: policy.limits.labelNameBytes,
+        actual: bytes,
+      },
+    );
+  }
+}
+
+function checkLabelValue(
+  label: string,
+  value: string,
+  policy: PushPolicy,
+  family: string | undefined,
+  at: Position | undefined,
+): void {
+  const bytes = byteLength(value, policy.limits.labelValueBytes);
+  if (bytes > policy.limits.labelValueBytes) {
+    throw new PushViolation(
+      "label-value-length",
+      `the value of label "${label}" is longer than ${policy.limits.labelValueBytes} bytes`,
+      {
+        family,
+        label,
+        at,
+        limit: policy.limits.labelValueBytes,
+        actual: bytes,
+      },
+    );
+  }
+}
+
+function reserved(
+  label: string,
+  where: string,
+  details: { family?: string; at?: Position } = {},
+): PushViolation {
+  return new PushViolation(
+    "reserved-label",
+    `label "${label}" is reserved (another team's grouping key sets it, or the config reserves it) and may not be set ${where}`,
+    { ...details, label },
+  );
+}
+
+/** UTF-8 length, skipping the count when the string cannot be over `limit` (3 bytes per UTF-16 unit at most). */
+function byteLength(text: string, limit: number): number {
+  return text.length * 3 <= limit ? text.length : Buffer.byteLength(text, "utf8");
+}
+
+function describeSeries(name: string, pairs: ReadonlyArray<readonly [string, string]>): string {
+  return `${name}{${pairs.map(([label, value]) => `${label}=${JSON.stringify(value)}`).join(",")}}`;
+}
