@@ -4,7 +4,8 @@ import type { Config } from "../config/load.js";
 import { ProblemError } from "../errors.js";
 import { createAuthorizer, type Trace } from "../policy/decide.js";
 import { classify, type Operation } from "../pushgateway/classify.js";
-import { describeGroupingKey } from "../pushgateway/grouping-key.js";
+import { describeGroupingKey, type GroupingKey } from "../pushgateway/grouping-key.js";
+import { createPushValidator } from "../validation/create-validator.js";
 
 export interface ExplainRequest {
   readonly method: string;
@@ -12,6 +13,9 @@ export interface ExplainRequest {
   readonly path: string;
   /** The raw token, or undefined for an anonymous request. */
   readonly token: string | undefined;
+  /** A push body to validate as the server would (decompressed), with its Content-Type. */
+  readonly body?: Buffer;
+  readonly contentType?: string;
 }
 
 export interface Explanation {
@@ -65,6 +69,16 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
     ) {
       lines.push(`rewrite:   grouping key becomes ${describeGroupingKey(decision.groupingKey)}`);
     }
+    if (operation.action === "push") {
+      const denied = validate(
+        config,
+        request,
+        decision.groupingKey ?? operation.groupingKey,
+        decision.team,
+        lines,
+      );
+      if (denied) return denied;
+    }
     lines.push(
       `upstream:  ${operation.method} ${(config.upstream.url ?? "<every replica>").replace(/\/+$/, "")}${decision.upstreamPath}`,
     );
@@ -72,6 +86,41 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
   } catch (error) {
     if (trace.length > 0) lines.push("rules:", ...trace.map((line) => `  - ${line}`));
     return deny(lines, "authorize", error);
+  }
+}
+
+/** The validate stage for an allowed push: the team's limits, then the key and (if given) the body. */
+function validate(
+  config: Config,
+  request: ExplainRequest,
+  groupingKey: GroupingKey,
+  team: string | undefined,
+  lines: string[],
+): Explanation | undefined {
+  const validator = createPushValidator(config);
+  if (!config.validation.enabled) lines.push("validation: off (validation.enabled: false)");
+  else lines.push("validation:", ...validator.policy(team).summary.map((line) => `  - ${line}`));
+  try {
+    validator.checkKey(groupingKey, team);
+    if (request.body === undefined) {
+      lines.push("body:      not given (--body FILE checks one)");
+      return undefined;
+    }
+    const validated = validator.checkBody(request.body, request.contentType, groupingKey, team);
+    if (validated) {
+      lines.push(
+        `body:      valid ${validated.format}: ${validated.push.families.length} families, ${validated.push.series} series`,
+      );
+    }
+    return undefined;
+  } catch (error) {
+    if (error instanceof ProblemError && typeof error.details.rule === "string") {
+      const where = ["family", "label", "line", "message", "metric"]
+        .filter((key) => error.details[key] !== undefined)
+        .map((key) => `${key} ${JSON.stringify(error.details[key])}`);
+      if (where.length > 0) lines.push(`rule:      ${error.details.rule} (${where.join(", ")})`);
+    }
+    return deny(lines, "validate", error);
   }
 }
 

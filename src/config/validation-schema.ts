@@ -43,6 +43,7 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 export const validationSection = z
   .strictObject({
+    enabled: z.boolean().default(true),
     utf8Names: z.boolean().default(false),
     limits: z
       .strictObject({

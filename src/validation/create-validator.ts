@@ -17,6 +17,12 @@ export interface ValidatedPush {
   readonly push: ParsedPush;
 }
 
+/** With `validation.enabled: false` (to measure its cost), bodies are forwarded unread as before. */
+const UNCHECKED: Omit<PushValidator, "policy"> = {
+  checkKey() {},
+  checkBody: () => undefined,
+};
+
 /** The validate stage: everything about what is pushed, as opposed to who pushes it. */
 export interface PushValidator {
   /** Checks a push's grouping key before its body is read. @throws ProblemError */
@@ -27,13 +33,14 @@ export interface PushValidator {
     contentType: string | undefined,
     groupingKey: GroupingKey,
     team: string | undefined,
-  ): ValidatedPush;
+  ): ValidatedPush | undefined;
   /** The policy that applies to a team's pushes (for `explain`). */
   policy(team: string | undefined): PushPolicy;
 }
 
 export function createPushValidator(config: Config): PushValidator {
   const policies = createPushPolicies(config);
+  if (!config.validation.enabled) return { ...UNCHECKED, policy: policies };
   return {
     checkKey(groupingKey, team) {
       try {

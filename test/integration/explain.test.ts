@@ -59,6 +59,28 @@ describe("pushguard explain", () => {
     );
   });
 
+  it("shows the team's push limits, and validates a body given with --body", () => {
+    const path = "/metrics/job/backup/env/prod";
+    const token = ["--token-file", join(dir, "token")];
+    const limits = explain(["--method", "PUT", "--path", path, ...token]);
+    expect(limits.code).toBe(0);
+    expect(limits.stdout).toContain("  - limits: seriesPerPush 10000, labelsPerSeries 32,");
+    expect(limits.stdout).toContain("  - metric names: allow *; deny up, scrape_*, pushgateway_*");
+    expect(limits.stdout).toContain("body:      not given");
+
+    writeFileSync(join(dir, "good.prom"), "# TYPE rows gauge\nrows 1\nrows{kind=\"x\"} 2\n");
+    const good = explain(["--method", "PUT", "--path", path, ...token, "--body", join(dir, "good.prom")]);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain("body:      valid text: 1 families, 2 series");
+
+    writeFileSync(join(dir, "bad.prom"), "rows 1\nrows 2\n");
+    const bad = explain(["--method", "PUT", "--path", path, ...token, "--body", join(dir, "bad.prom")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toContain('rule:      duplicate-series (family "rows", line 2)');
+    expect(bad.stdout).toContain("decision:  DENY at validate: 400 ERR_INVALID_METRIC");
+    expect(bad.stdout).toContain("upstream:  nothing is forwarded");
+  });
+
   it("says which requirement failed when a rule almost matches (token on stdin)", () => {
     const result = explain(["--method", "PUT", "--path", "/metrics/job/backup"], TEAM_TOKEN);
     expect(result.code).toBe(2);
