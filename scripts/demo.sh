@@ -80,6 +80,10 @@ Push team-b's job with team-a's token (403), push without a token (401), try to 
   echo 'x 1' | curl -i --data-binary @- http://127.0.0.1:${api_port}/metrics/job/team-a-backup
   curl -i -X PUT -H 'Authorization: Bearer demo-admin-token' http://127.0.0.1:${api_port}/-/quit
 
+Push a HELP that is not UTF-8, which the Pushgateway would store and Prometheus then refuse to scrape (400):
+  printf '# HELP backup_runs caf\\xe9\\nbackup_runs 1\\n' | curl -i --data-binary @- \\
+    -H 'Authorization: Bearer demo-team-a-token' http://127.0.0.1:${api_port}/metrics/job/team-a-backup
+
 Team c pushes with an OIDC access token (client_credentials grant from the demo IdP):
   TOKEN=\$(curl -s -u demo-team-c:demo-team-c-secret -d grant_type=client_credentials \
     http://127.0.0.1:${oidc_port}/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
@@ -91,7 +95,7 @@ Read it back (admin may read):
 
 Tokens: demo-team-a-token (jobs team-a-*), demo-team-b-token (jobs team-b-*), demo-admin-token (everything);
 team-c uses OIDC (jobs team-c-*, every series labelled team="team-c").
-Why a 403? node dist/main.js explain --config ${workdir}/demo.yaml --method PUT --path /metrics/job/x <<< demo-team-a-token
+Why a 403 or a 400? node dist/main.js explain --config ${workdir}/demo.yaml --method PUT --path /metrics/job/x <<< demo-team-a-token
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"
