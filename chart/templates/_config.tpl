@@ -3,7 +3,8 @@ pushguard's config file (the schema is src/config/schema.ts). Listen addresses, 
 and secret paths are derived from the release so they can never disagree with the pods and
 Services; everything else comes from pushguard.config, identities, teams, anonymous, rateLimit,
 janitor and coordination. rateLimit and janitor are rendered only when enabled; without them
-pushguard applies its defaults.
+pushguard applies its defaults. validation is always rendered and never carries `enabled`, so a
+chart install always validates pushes (teams[].validation passes through with the teams).
 */}}
 {{- define "pushguard.configYaml" -}}
 {{- $p := .Values.pushguard }}
@@ -30,6 +31,7 @@ pushguard applies its defaults.
   "teams" .Values.teams
   "anonymous" .Values.anonymous
   "body" $p.config.body
+  "validation" $p.config.validation
   "server" $p.config.server
   "overload" $p.config.overload
   "log" $p.config.log

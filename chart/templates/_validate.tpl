@@ -169,10 +169,14 @@ runs them.
 {{- $errors = append $errors (printf "pushgateway.persistence.file (%q) must be an absolute file path inside a directory other than /, e.g. /data/pushgateway.db: its directory is the volume's mount path" $file) }}
 {{- end }}
 {{- end }}
+{{- $managedFlagHints := dict
+  "--web.enable-lifecycle" " and never enabled (anyone reaching the pushgateway could stop it)"
+  "--push.enable-utf8-names" "; set pushguard.config.validation.utf8Names instead, so pushguard and the pushgateway accept the same names"
+}}
 {{- range $g.extraArgs }}
 {{- $flag := regexReplaceAll "=.*$" (toString .) "" }}
-{{- if has $flag (list "--web.enable-lifecycle" "--web.listen-address" "--persistence.file" "--persistence.interval" "--web.enable-admin-api" "--push.disable-consistency-check" "--log.level" "--log.format") }}
-{{- $errors = append $errors (printf "pushgateway.extraArgs: %s is managed by the chart%s" $flag (ternary " and never enabled (anyone reaching the pushgateway could stop it)" "; use the pushgateway.* value instead" (eq $flag "--web.enable-lifecycle"))) }}
+{{- if has $flag (list "--web.enable-lifecycle" "--web.listen-address" "--persistence.file" "--persistence.interval" "--web.enable-admin-api" "--push.disable-consistency-check" "--push.enable-utf8-names" "--log.level" "--log.format") }}
+{{- $errors = append $errors (printf "pushgateway.extraArgs: %s is managed by the chart%s" $flag (get $managedFlagHints $flag | default "; use the pushgateway.* value instead")) }}
 {{- end }}
 {{- end }}
 

@@ -164,6 +164,15 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
   type Input = Array<{ series: string; values: string }>;
   const up = (labels: Labels, value: 0 | 1) => ({ series: series("up", labels), values: `${value}x30` });
   const allUp = (): Input => [up(pushgateway(), 1), ...pods.map((pod) => up(pushguard(pod), 1))];
+  /** pushguard_push_rejections_total of team-a on the first replica. */
+  const refused = (rule: string, values: string) => ({
+    series: series("pushguard_push_rejections_total", {
+      ...pushguard(pods[0] as string),
+      team: "team-a",
+      rule,
+    }),
+    values,
+  });
 
   const scenarios: Array<[string, () => Input, () => Labels[]]> = [
     [
@@ -204,6 +213,25 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
       () => [up(pushgateway(), 1), ...pods.map((pod) => up(pushguard(pod), 0))],
       () => [{ alertname: "PushguardDown", severity: "critical", namespace: NAMESPACE, job: FULLNAME }],
     ],
+    [
+      "a team's pushes refused all along (one every 10 s): PushguardPushesRefused for that team and rule",
+      () => [...allUp(), refused("duplicate-series", "0+6x30")],
+      () => [
+        {
+          alertname: "PushguardPushesRefused",
+          severity: "warning",
+          namespace: NAMESPACE,
+          job: FULLNAME,
+          team: "team-a",
+          rule: "duplicate-series",
+        },
+      ],
+    ],
+    [
+      "one refused push, then none: nothing (its client got the 4xx)",
+      () => [...allUp(), refused("series-per-push", "0 0 1x28")],
+      () => [],
+    ],
   ];
 
   it.each(scenarios)("%s", (name, input, firing) => {
@@ -229,6 +257,56 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
       ],
     };
     const file = join(work, `${name.replace(/\W+/g, "-").slice(0, 60)}.test.yaml`);
+    writeFileSync(file, stringifyYaml(tests));
+    const result = promtool(["test", "rules", file]);
+    expect(result.status, result.output).toBe(0);
+  });
+
+  it("PushguardPushesRefused says which team and rule, and that pushguard explain --body tells why", () => {
+    const rule = rules(objects()).find((candidate) => candidate.alert === "PushguardPushesRefused") as {
+      annotations: Labels;
+    };
+    // The annotations as Alertmanager receives them: 6 refusals a minute are 0.1 per second.
+    const filled = (text: string) =>
+      text
+        .replaceAll("{{ $labels.team }}", "team-a")
+        .replaceAll("{{ $labels.rule }}", "duplicate-series")
+        .replaceAll("{{ $value | humanize }}", "100m");
+    const annotations = Object.fromEntries(
+      Object.entries(rule.annotations).map(([name, text]) => [name, filled(text)]),
+    );
+    expect(annotations.description).toContain('team "team-a"');
+    expect(annotations.description).toContain("rule duplicate-series");
+    expect(annotations.description).toMatch(/pushguard explain .*--body FILE/);
+    const tests = {
+      rule_files: [ruleFile(objects(), "secured")],
+      evaluation_interval: "1m",
+      tests: [
+        {
+          interval: "1m",
+          input_series: [...allUp(), refused("duplicate-series", "0+6x30")],
+          alert_rule_test: [
+            {
+              eval_time: "20m",
+              alertname: "PushguardPushesRefused",
+              exp_alerts: [
+                {
+                  exp_labels: {
+                    severity: "warning",
+                    namespace: NAMESPACE,
+                    job: FULLNAME,
+                    team: "team-a",
+                    rule: "duplicate-series",
+                  },
+                  exp_annotations: annotations,
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const file = join(work, "pushes-refused-annotations.test.yaml");
     writeFileSync(file, stringifyYaml(tests));
     const result = promtool(["test", "rules", file]);
     expect(result.status, result.output).toBe(0);

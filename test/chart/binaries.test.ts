@@ -123,6 +123,33 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     expect(await push("team-b-nightly", tokens["team-a-ci"])).toBe(403);
   });
 
+  it("refuses a push for what it contains with the rule named, and counts it by team and rule", async () => {
+    const refuse = async (job: string, body: string) => {
+      const response = await fetch(`${pushguardUrl}/metrics/job/${job}`, {
+        method: "PUT",
+        headers: { "content-type": "text/plain", authorization: `Bearer ${tokens["team-a-ci"]}` },
+        body,
+      });
+      return { status: response.status, problem: (await response.json()) as { code: string; rule: string } };
+    };
+    // `up` is denied by default; `namespace` is what the batch team injects, so nobody else may set it.
+    expect(await refuse("team-a-refused", "up 1\n")).toMatchObject({
+      status: 422,
+      problem: { code: "ERR_METRIC_NAME_DENIED", rule: "metric-name-denied" },
+    });
+    expect(await refuse("team-a-refused", 'chart_test{namespace="batch-nightly"} 1\n')).toMatchObject({
+      status: 422,
+      problem: { code: "ERR_LABEL_RESERVED", rule: "reserved-label" },
+    });
+    const groups = (await (await fetch(`${pushgatewayUrl}/api/v1/metrics`)).json()) as {
+      data: Array<{ labels: Record<string, string> }>;
+    };
+    expect(groups.data.map((group) => group.labels.job)).not.toContain("team-a-refused");
+    const metrics = await (await fetch(`${metricsUrl}/metrics`)).text();
+    expect(metrics).toContain('pushguard_push_rejections_total{team="team-a",rule="metric-name-denied"} 1');
+    expect(metrics).toContain('pushguard_push_rejections_total{team="team-a",rule="reserved-label"} 1');
+  });
+
   it("accepts the admin whose Secret holds only a hash, and keeps wipe closed", async () => {
     expect(await push("anything", tokens["platform-admin"])).toBe(200);
     const wipe = await fetch(`${pushguardUrl}/api/v1/admin/wipe`, {

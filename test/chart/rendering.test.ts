@@ -5,6 +5,7 @@ import { Histogram, Summary } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
 import { configSchema } from "../../src/config/schema.js";
+import { validationSection } from "../../src/config/validation-schema.js";
 import { Metrics } from "../../src/observability/metrics.js";
 import {
   CHART,
@@ -299,6 +300,57 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
     values: { rateLimit: { redis: { url: "redis://:secret@redis:6379" } } },
     message: /rateLimit/,
   },
+  {
+    name: "the pushgateway's UTF-8 names switched on behind pushguard's back",
+    values: { pushgateway: { extraArgs: ["--push.enable-utf8-names"] } },
+    message:
+      /pushgateway\.extraArgs: --push\.enable-utf8-names is managed by the chart; set pushguard\.config\.validation\.utf8Names instead/,
+  },
+  {
+    name: "push validation switched off (schema)",
+    values: { pushguard: { config: { validation: { enabled: false } } } },
+    message: /validation.*enabled/,
+  },
+  {
+    name: "a push limit of 0 series (schema)",
+    values: { pushguard: { config: { validation: { limits: { seriesPerPush: 0 } } } } },
+    message: /validation.limits.seriesPerPush/,
+  },
+  {
+    name: "a push limit above pushguard's bound (schema)",
+    values: { pushguard: { config: { validation: { limits: { labelsPerSeries: 1001 } } } } },
+    message: /validation.limits.labelsPerSeries/,
+  },
+  {
+    name: "an unknown push limit (schema)",
+    values: { pushguard: { config: { validation: { limits: { seriesPerGroup: 10 } } } } },
+    message: /validation.limits\b.*seriesPerGroup/,
+  },
+  {
+    name: "no metric name allowed (schema)",
+    values: { pushguard: { config: { validation: { metricNames: { allow: [] } } } } },
+    message: /validation.metricNames.allow/,
+  },
+  {
+    name: "a placeholder in a metric-name pattern (schema)",
+    values: { pushguard: { config: { validation: { metricNames: { deny: ["{team}_*"] } } } } },
+    message: /validation.metricNames.deny/,
+  },
+  {
+    name: "job as a reserved label (schema)",
+    values: { pushguard: { config: { validation: { reservedLabels: ["job"] } } } },
+    message: /validation.reservedLabels/,
+  },
+  {
+    name: "a team's push limit of 0 series (schema)",
+    values: { teams: [{ ...defaultTeam, validation: { limits: { seriesPerPush: 0 } } }] },
+    message: /teams.0.validation.limits.seriesPerPush/,
+  },
+  {
+    name: "an unknown key in a team's validation (schema)",
+    values: { teams: [{ ...defaultTeam, validation: { reservedLabels: ["tenant"] } }] },
+    message: /teams.0.validation\b.*reservedLabels/,
+  },
 ];
 
 /** Writes `values` to a file under .tmp/ for `helm -f` (`--set` cannot edit one list element). */
@@ -401,6 +453,45 @@ describe("rendering", () => {
       storageClassName: "",
       resources: { requests: { storage: "1Gi" } },
     });
+  });
+
+  it("renders push validation with pushguard's own defaults, and no switch to turn it off", () => {
+    const { enabled, ...defaults } = validationSection.parse({});
+    expect(enabled).toBe(true);
+    expect(pushguardConfig(render(helm)).validation).toEqual(defaults);
+    for (const { name, files } of VARIANTS) {
+      const validation = pushguardConfig(render(helm, files)).validation;
+      expect(validation, name).not.toHaveProperty("enabled");
+      expect(configSchema.parse(pushguardConfig(render(helm, files))).validation.enabled, name).toBe(true);
+    }
+    expect(pushgatewayArgs(render(helm))).not.toContain("--push.enable-utf8-names");
+  });
+
+  it("renders tuned validation and a team's own limits and metric names, and UTF-8 names on both sides", () => {
+    const objects = render(helm, ["ci/push-validation-values.yaml"]);
+    const config = pushguardConfig(objects);
+    expect(config.validation).toEqual({
+      utf8Names: true,
+      limits: {
+        seriesPerPush: 2000,
+        labelsPerSeries: 32,
+        metricNameBytes: 256,
+        labelNameBytes: 128,
+        labelValueBytes: 512,
+        helpBytes: 4096,
+      },
+      metricNames: { allow: ["*"], deny: ["up", "scrape_*", "pushgateway_*", "node_*"] },
+      reservedLabels: ["cluster"],
+    });
+    expect(config.teams[0].validation).toBeUndefined();
+    expect(config.teams[1].validation).toEqual({
+      limits: { seriesPerPush: 50000, labelsPerSeries: 64 },
+      metricNames: { allow: ["team_a_*"], deny: ["team_a_debug_*"] },
+    });
+    // As pushguard reads it: the team's limits over the global ones, the rest inherited.
+    const team = configSchema.parse(config).teams[1];
+    expect(team?.validation.limits).toEqual({ seriesPerPush: 50000, labelsPerSeries: 64 });
+    expect(pushgatewayArgs(objects)).toContain("--push.enable-utf8-names");
   });
 
   it("opens the pushgateway's admin API only for a team that may wipe", () => {
@@ -818,6 +909,22 @@ describe("the Grafana dashboard", () => {
     const janitorMetrics = [...EXPORTED].filter((name) => name.startsWith("pushguard_janitor_"));
     expect(janitorMetrics.filter((name) => !used.has(name))).toEqual([]);
     expect(janitorMetrics.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it("charts pushes refused for their content, by team and rule, below the denial and 429 panels", () => {
+    const top = rows().get("") ?? [];
+    const panel = (title: string) => {
+      const found = top.find((candidate) => candidate.title === title);
+      if (!found) throw new Error(`no panel ${title}`);
+      return found;
+    };
+    const refused = panel("Pushes refused by team and rule");
+    expect(exprs([refused])).toEqual([
+      'sum by (team, rule) (rate(pushguard_push_rejections_total{namespace="$namespace", job="$job"}[$__rate_interval]))',
+    ]);
+    for (const neighbour of [panel("Denials by reason"), panel("Rate limited (429) by team")]) {
+      expect(refused.gridPos.y).toBe(neighbour.gridPos.y + neighbour.gridPos.h);
+    }
   });
 
   it("keeps the rows in order below the existing panels", () => {
