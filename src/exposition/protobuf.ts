@@ -29,11 +29,21 @@ import {
  *   `exemplars`) are checked against the current schema instead of skipped unread.
  *
  * `type` absent is COUNTER, and its value is cut to int32 as Go does; GAUGE_HISTOGRAM and values
- * outside the enum are `unknown-type`. Decoding stops with `too-many-series` as soon as the series
- * so far (see `seriesOf`) exceed `maxSeries`, so a huge body never becomes a huge model.
+ * outside the enum are `unknown-type`.
  */
-export function parseProtobuf(body: Buffer, options: { maxSeries: number }): ParsedPush {
-  return new ProtobufDecoder(body, options.maxSeries).decode();
+export function parseProtobuf(body: Buffer, limits: ProtobufLimits): ParsedPush {
+  return new ProtobufDecoder(body, limits).decode();
+}
+
+/** Where decoding stops, so that a huge body never becomes a huge model. */
+export interface ProtobufLimits {
+  /**
+   * Stop with `too-many-series` as soon as the series so far (see `seriesOf`), or the families,
+   * are more than this.
+   */
+  readonly maxSeries: number;
+  /** Stop with `too-many-labels` once one metric has more label pairs than this; absent: no limit. */
+  readonly maxLabels?: number;
 }
 
 const VARINT = 0;
@@ -172,6 +182,7 @@ function fieldOf(fields: Fields, number: number): Field {
 class ProtobufDecoder {
   readonly #body: Buffer;
   readonly #maxSeries: number;
+  readonly #maxLabels: number;
   #pos = 0;
   /** Wire type of the field whose tag was read last. */
   #wire = 0;
@@ -190,9 +201,10 @@ class ProtobufDecoder {
   readonly #textLength = new Int32Array(TEXT_CACHE_SIZE);
   readonly #textValue: string[] = new Array(TEXT_CACHE_SIZE).fill("");
 
-  constructor(body: Buffer, maxSeries: number) {
+  constructor(body: Buffer, limits: ProtobufLimits) {
     this.#body = body;
-    this.#maxSeries = maxSeries;
+    this.#maxSeries = limits.maxSeries;
+    this.#maxLabels = limits.maxLabels ?? Number.POSITIVE_INFINITY;
   }
 
   decode(): ParsedPush {
@@ -202,6 +214,8 @@ class ProtobufDecoder {
       this.#message += 1;
       this.#metric = 0;
       this.#family = undefined;
+      // Families without metrics add no series, but each is an object: they count too.
+      if (families.length === this.#maxSeries) throw this.#tooManySeries("metric families");
       // Stricter than the Pushgateway where the body ends inside a length prefix or right after
       // one: ReadDelimited returns io.EOF there, which it takes for a clean end of the body.
       const prefixStart = this.#pos;
@@ -312,6 +326,14 @@ class ProtobufDecoder {
       switch (number) {
         case 1:
           labels.push(this.#labelPair(this.#enter(fieldOf(METRIC, 1), end)));
+          if (labels.length > this.#maxLabels) {
+            throw new ExpositionError(
+              "too-many-labels",
+              `${this.#where()}: more than ${this.#maxLabels} labels on one series`,
+              this.#at(),
+              this.#family,
+            );
+          }
           break;
         case 4:
           quantiles ??= [];
@@ -626,10 +648,10 @@ class ProtobufDecoder {
     );
   }
 
-  #tooManySeries(): ExpositionError {
+  #tooManySeries(what = "series"): ExpositionError {
     return new ExpositionError(
       "too-many-series",
-      `${this.#where()}: more than ${this.#maxSeries} series`,
+      `${this.#where()}: more than ${this.#maxSeries} ${what} in one push`,
       this.#at(),
       this.#family,
     );

@@ -263,7 +263,9 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
   });
 
   it("PushguardPushesRefused says which team and rule, and that pushguard explain --body tells why", () => {
-    const rule = rules(objects()).find((candidate) => candidate.alert === "PushguardPushesRefused") as {
+    const rule = rules(objects()).find(
+      (candidate) => candidate.alert === "PushguardPushesRefused",
+    ) as unknown as {
       annotations: Labels;
     };
     // The annotations as Alertmanager receives them: 6 refusals a minute are 0.1 per second.

@@ -229,3 +229,18 @@ function encodeMetricSpec(metric: MetricSpec): Buffer[] {
   if (metric.timestampMs !== undefined) parts.push(pb.varint(6, metric.timestampMs));
   return parts;
 }
+
+/** A change to one byte of a body: overwrite it, insert one before it, or delete it. */
+export type ByteEdit = readonly ["set" | "insert" | "delete", index: number, value: number];
+
+/** `body` with the edits applied in order; indexes wrap around the body's current length. */
+export function applyEdits(body: Buffer, edits: readonly ByteEdit[]): Buffer {
+  const bytes = [...body];
+  for (const [kind, index, value] of edits) {
+    const at = index % (bytes.length + 1);
+    if (kind === "set") bytes[at % Math.max(bytes.length, 1)] = value;
+    else if (kind === "insert") bytes.splice(at, 0, value);
+    else bytes.splice(at, 1);
+  }
+  return Buffer.from(bytes);
+}

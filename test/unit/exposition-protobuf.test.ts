@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ExpositionError, type ExpositionRule } from "../../src/exposition/errors.js";
-import { parseProtobuf } from "../../src/exposition/protobuf.js";
+import { type ProtobufLimits, parseProtobuf } from "../../src/exposition/protobuf.js";
 import {
   type MetricType,
   type ParsedFamily,
@@ -10,6 +10,8 @@ import {
   seriesOf,
 } from "../../src/exposition/types.js";
 import {
+  applyEdits,
+  type ByteEdit,
   encodeDelimitedGaugeHistogramFamilies,
   encodeFamilies,
   type FamilySpec,
@@ -24,10 +26,10 @@ function parse(body: Buffer, maxSeries = MAX_SERIES): ParsedPush {
 }
 
 /** The error parsing `body` throws; fails when it parses, or throws anything but an ExpositionError. */
-function refusal(body: Buffer, maxSeries = MAX_SERIES): ExpositionError {
+function refusal(body: Buffer, limits: number | ProtobufLimits = MAX_SERIES): ExpositionError {
   let parsed: ParsedPush;
   try {
-    parsed = parse(body, maxSeries);
+    parsed = parseProtobuf(body, typeof limits === "number" ? { maxSeries: limits } : limits);
   } catch (error) {
     expect(error).toBeInstanceOf(ExpositionError);
     return error as ExpositionError;
@@ -727,9 +729,47 @@ describe("parseProtobuf: maxSeries", () => {
     expect(performance.now() - started).toBeLessThan(250);
   });
 
-  it("maxSeries 0 accepts only families without metrics", () => {
-    expect(parse(encodeFamilies([{ name: "x", metrics: [] }]), 0).series).toBe(0);
-    expect(refusal(encodeFamilies([counters(1)]), 0).rule).toBe("too-many-series");
+  it("families count too, also without metrics: more than maxSeries are too many", () => {
+    const empty = (count: number) => Buffer.alloc(count); // zero-length messages: empty families
+    expect(parse(empty(3), 3).families).toHaveLength(3);
+    const error = refusal(empty(1_000_000), 3);
+    expect(error.rule).toBe("too-many-series");
+    expect(error.at).toEqual({ message: 4 });
+    expect(parse(Buffer.alloc(0), 0).families).toEqual([]);
+  });
+});
+
+describe("parseProtobuf: maxLabels", () => {
+  const labelled = (...counts: number[]) =>
+    encodeFamilies([
+      {
+        name: "x",
+        type: 1,
+        metrics: counts.map((count) => ({
+          values: ["gauge"],
+          labels: Array.from({ length: count }, (_, i) => [`l${i}`, "v"] as const),
+        })),
+      },
+    ]);
+
+  it("accepts maxLabels label pairs on a metric, refuses one more at that metric", () => {
+    expect(parseProtobuf(labelled(2, 3), { maxSeries: 10, maxLabels: 3 }).series).toBe(2);
+    const error = refusal(labelled(3, 4, 5), { maxSeries: 10, maxLabels: 3 });
+    expect(error.rule).toBe("too-many-labels");
+    expect(error.at).toEqual({ message: 1, metric: 2 });
+    expect(error.family).toBe("x");
+  });
+
+  it("stops inside a metric with a million label pairs", () => {
+    const pair = label("l", "v");
+    const body = pb.delimited(
+      cat(pb.bytes(1, "x"), pb.message(4, Buffer.alloc(pair.length * 1_000_000, pair))),
+    );
+    expect(refusal(body, { maxSeries: 10, maxLabels: 32 }).rule).toBe("too-many-labels");
+  });
+
+  it("without maxLabels, any number of label pairs", () => {
+    expect(parse(labelled(100)).families[0]?.metrics[0]?.labels).toHaveLength(100);
   });
 });
 
@@ -772,12 +812,12 @@ describe("parseProtobuf: properties", () => {
     );
   });
 
-  it("the series total is the sum of seriesOf, and the limit refuses exactly above it", () => {
+  it("the series total is the sum of seriesOf, and the limit refuses exactly above it (or above as many families)", () => {
     fc.assert(
       fc.property(families, fc.nat(40), (specs, maxSeries) => {
         const { series } = modelOf(specs);
         const result = outcome(encodeFamilies(specs), maxSeries);
-        if (series <= maxSeries) expect(result).toEqual(modelOf(specs));
+        if (series <= maxSeries && specs.length <= maxSeries) expect(result).toEqual(modelOf(specs));
         else expect(result).toBe("too-many-series");
       }),
       { numRuns: 300 },
@@ -794,7 +834,7 @@ describe("parseProtobuf: properties", () => {
   });
 
   it("valid bodies with bytes changed, cut or inserted never throw anything but an ExpositionError", () => {
-    const edit = fc.tuple(
+    const edit: fc.Arbitrary<ByteEdit> = fc.tuple(
       fc.constantFrom("set", "insert", "delete"),
       fc.nat(),
       fc.integer({ min: 0, max: 255 }),
@@ -806,14 +846,7 @@ describe("parseProtobuf: properties", () => {
         fc.array(edit, { minLength: 1, maxLength: 4 }),
         fc.nat(30),
         (specs, edits, maxSeries) => {
-          const bytes = [...encodeFamilies(specs)];
-          for (const [kind, index, value] of edits) {
-            const at = index % (bytes.length + 1);
-            if (kind === "set") bytes[at % Math.max(bytes.length, 1)] = value;
-            else if (kind === "insert") bytes.splice(at, 0, value);
-            else bytes.splice(at, 1);
-          }
-          if (typeof outcome(Buffer.from(bytes), maxSeries) === "string") refused++;
+          if (typeof outcome(applyEdits(encodeFamilies(specs), edits), maxSeries) === "string") refused++;
         },
       ),
       { numRuns: 2000 },

@@ -29,14 +29,14 @@ export interface ProgramResult {
   readonly stderr: string;
 }
 
-/** Runs a program to completion; a non-zero exit is a result, not an exception. */
+/** Runs a program to completion (`input` on its stdin); a non-zero exit is a result, not an exception. */
 export function runProgram(
   command: string,
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
 ): Promise<ProgramResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       command,
       args,
       {
@@ -53,6 +53,7 @@ export function runProgram(
         resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
       },
     );
+    child.stdin?.end(options.input);
   });
 }
 
@@ -75,18 +76,33 @@ export function requirePython(): void {
 
 /**
  * The Go client binary: test/support/clients/go/main.go plus `readme_example.go`, generated from
- * the README's Go example (compiled verbatim inside a function). Built offline in GOPATH mode
- * (GO111MODULE=off) against Debian's library packages, with a throwaway GOCACHE, and cached
- * under .tmp/e2e/ by a hash of both sources and the toolchain, so reruns skip the ~10-60 s build.
+ * the README's Go example (compiled verbatim inside a function).
  */
-export async function buildGoClient(readmeGoExample: string): Promise<string> {
+export function buildGoClient(readmeGoExample: string): Promise<string> {
+  return buildGoProgram("go-pushclient", {
+    "main.go": readFileSync(join(CLIENTS_DIR, "go", "main.go"), "utf8"),
+    "readme_example.go": readmeExampleSource(readmeGoExample),
+  });
+}
+
+/** test/support/clients/go-families/main.go: client_golang pushing and encoding MetricFamily messages. */
+export function buildGoFamilies(): Promise<string> {
+  return buildGoProgram("go-families", {
+    "main.go": readFileSync(join(CLIENTS_DIR, "go-families", "main.go"), "utf8"),
+  });
+}
+
+/**
+ * Builds a Go program from its source files offline in GOPATH mode (GO111MODULE=off) against
+ * Debian's library packages, with a throwaway GOCACHE, and caches it under .tmp/e2e/ by a hash
+ * of the sources and the toolchain, so reruns skip the ~10-60 s build.
+ */
+async function buildGoProgram(name: string, sources: Record<string, string>): Promise<string> {
   if (!existsSync(GO_BINARY) || !existsSync(CLIENT_GOLANG_PUSH)) {
     throw new Error(
       `${GO_BINARY} and ${CLIENT_GOLANG_PUSH} needed: apt-get install golang-go golang-github-prometheus-client-golang-dev (npm test does this)`,
     );
   }
-  const mainSource = readFileSync(join(CLIENTS_DIR, "go", "main.go"), "utf8");
-  const exampleSource = readmeExampleSource(readmeGoExample);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     GO111MODULE: "off",
@@ -96,25 +112,20 @@ export async function buildGoClient(readmeGoExample: string): Promise<string> {
     CGO_ENABLED: "0",
   };
   const version = await runProgram(GO_BINARY, ["version"], { env });
-  const hash = createHash("sha256")
-    .update(mainSource)
-    .update(exampleSource)
-    .update(version.stdout)
-    .update(readFileSync(CLIENT_GOLANG_PUSH))
-    .digest("hex")
-    .slice(0, 16);
+  const hash = createHash("sha256");
+  for (const source of Object.values(sources)) hash.update(source);
+  hash.update(version.stdout).update(readFileSync(CLIENT_GOLANG_PUSH));
   const cacheDir = join(REPO_ROOT, ".tmp", "e2e");
-  const binary = join(cacheDir, `go-pushclient-${hash}`);
+  const binary = join(cacheDir, `${name}-${hash.digest("hex").slice(0, 16)}`);
   if (existsSync(binary)) return binary;
 
   mkdirSync(cacheDir, { recursive: true });
-  const work = mkdtempSync(join(tmpdir(), "pushguard-go-client-"));
+  const work = mkdtempSync(join(tmpdir(), `pushguard-${name}-`));
   try {
     const src = join(work, "src");
     mkdirSync(src);
-    writeFileSync(join(src, "main.go"), mainSource);
-    writeFileSync(join(src, "readme_example.go"), exampleSource);
-    const output = join(work, "pushclient");
+    for (const [file, source] of Object.entries(sources)) writeFileSync(join(src, file), source);
+    const output = join(work, name);
     const built = await runProgram(GO_BINARY, ["build", "-o", output, "."], {
       cwd: src,
       env: { ...env, GOCACHE: join(work, "gocache"), HOME: work },
