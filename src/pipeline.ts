@@ -213,6 +213,7 @@ async function toClientResponse(
   if (operation.method === "HEAD")
     return new Response(null, { status: response.status, headers: response.headers });
   const bytes = Buffer.concat(chunks);
+  if (operation.action === "push" && response.status === 400) throw upstreamRefused(bytes);
   const nullBody = response.status === 204 || response.status === 304;
   return new Response(nullBody ? null : bytes, { status: response.status, headers: response.headers });
 }
@@ -288,9 +289,21 @@ async function identifyForAudit(
   }
 }
 
+/**
+ * The Pushgateway's own refusal of a push that passed validation: its consistency check found a
+ * conflict with what other groups store (or with its own metrics). Answered as a problem like
+ * every other refusal, with the Pushgateway's words as the detail.
+ */
+function upstreamRefused(body: Buffer): ProblemError {
+  const text = body.toString("utf8").trim().slice(0, 1_000);
+  return new ProblemError("ERR_UPSTREAM_REFUSED", `the Pushgateway refused the push: ${text}`, {
+    reason: "upstream-refused",
+  });
+}
+
 /** Failures of a request pushguard let through: the Pushgateway, not the policy, said no. */
 function forwardedThenFailed(problem: ProblemError): boolean {
-  if (problem.code === "ERR_UPSTREAM_TIMEOUT") return true;
+  if (problem.code === "ERR_UPSTREAM_TIMEOUT" || problem.code === "ERR_UPSTREAM_REFUSED") return true;
   return problem.code === "ERR_UPSTREAM_UNAVAILABLE" && !NOT_SENT_REASONS.has(problem.reason);
 }
 

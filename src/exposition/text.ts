@@ -52,6 +52,8 @@ const TYPES: Readonly<Record<string, DeclaredType>> = {
 interface FamilyBuilder {
   readonly name: string;
   help: string | undefined;
+  /** The line of a HELP that is not UTF-8 (Prometheus would refuse the scrape). */
+  invalidHelpLine?: number;
   type: DeclaredType | undefined;
   readonly metrics: MetricBuilder[];
   /** Histogram or summary metrics by their labels (without `le`/`quantile`). */
@@ -134,6 +136,15 @@ class TextParser {
     for (const family of this.#families.values()) {
       // Go drops families that got no samples (a TYPE or HELP line alone).
       if (family.metrics.length === 0) continue;
+      if (family.invalidHelpLine !== undefined) {
+        const line = family.invalidHelpLine;
+        throw new ExpositionError(
+          "invalid-utf8",
+          `line ${line}: HELP of "${family.name}" is not valid UTF-8`,
+          { line },
+          family.name,
+        );
+      }
       const type = family.type as MetricType;
       for (const metric of family.metrics) series += seriesOf(type, metric);
       families.push({ name: family.name, help: family.help, type, metrics: family.metrics, at: family.at });
@@ -212,14 +223,8 @@ class TextParser {
     const family = this.#family as FamilyBuilder;
     if (family.help !== undefined) throw this.#syntax(`second HELP line for metric name "${family.name}"`);
     const bytes = this.#untilNewline(true);
-    if (!isUtf8(bytes)) {
-      throw new ExpositionError(
-        "invalid-utf8",
-        `line ${this.#line}: HELP of "${family.name}" is not valid UTF-8`,
-        { line: this.#line },
-        family.name,
-      );
-    }
+    // Refused only if the family gets samples: Go drops a family without any, HELP and all.
+    if (!isUtf8(bytes)) family.invalidHelpLine = this.#line;
     family.help = bytes.toString("utf8");
   }
 

@@ -155,6 +155,19 @@ describe("refused pushes never reach the Pushgateway", () => {
   });
 });
 
+describe("what only the Pushgateway knows", () => {
+  it("answers its consistency refusal as a problem too", async () => {
+    expect((await push("/metrics/job/team-a-one", "# TYPE shared_x counter\nshared_x 1\n")).status).toBe(200);
+    const conflict = await push("/metrics/job/team-a-two", "# TYPE shared_x gauge\nshared_x 1\n");
+    expect(conflict.status).toBe(400);
+    expect(conflict.headers["content-type"]).toBe("application/problem+json");
+    expect(conflict.json()).toMatchObject({ code: "ERR_UPSTREAM_REFUSED" });
+    expect(conflict.json<{ detail: string }>().detail).toContain("shared_x");
+    // The refused push leaves a failed group behind (the Pushgateway records the failure).
+    expect(await storedJobs()).toEqual(["team-a-one", "team-a-two"]);
+  });
+});
+
 describe("team limits and names", () => {
   it("gives team-c its own series limit and metric names, and lets it set the label it injects", async () => {
     const forty = Array.from({ length: 40 }, (_, index) => `team_c_rows{i="${index}",team="x"} 1\n`).join("");

@@ -84,6 +84,13 @@ describe("parseText: what Go's expfmt.TextParser accepts", () => {
       Buffer.from("\nx 1\n"),
     ]);
     expect(ruleOf(body)).toBe("invalid-utf8");
+    // A family without samples is dropped, HELP and all, as Go does: nothing to refuse.
+    const dropped = Buffer.concat([
+      Buffer.from("# HELP y bad "),
+      Buffer.from([0xff]),
+      Buffer.from("\nx 1\n"),
+    ]);
+    expect(parse(dropped).families.map((family) => family.name)).toEqual(["x"]);
   });
 
   it("refuses samples of type gauge_histogram, drops the bare declaration as Go does", () => {
