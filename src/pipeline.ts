@@ -332,6 +332,7 @@ function countProblem(
     case "ERR_PUSH_LIMIT":
     case "ERR_METRIC_NAME_DENIED":
     case "ERR_LABEL_RESERVED":
+    case "ERR_FAMILY_CONFLICT":
       metrics.pushRejections.inc({ team: team ?? "", rule: problem.reason });
       break;
     case "ERR_BAD_GROUPING_KEY":

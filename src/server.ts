@@ -17,6 +17,7 @@ import { type ClientAddress, createClientAddress } from "./ratelimit/client-addr
 import { createLimitStore, storeSettings } from "./ratelimit/create-store.js";
 import { createRateLimiter } from "./ratelimit/limiter.js";
 import type { Clock, LimitStore } from "./ratelimit/store.js";
+import { GatewayFamilies } from "./store/gateway-families.js";
 import { createGateway, describeUpstream } from "./upstream/create-gateway.js";
 import type { Gateway } from "./upstream/gateway.js";
 import type { ResolveHost } from "./upstream/replica-discovery.js";
@@ -60,6 +61,8 @@ interface Shared {
   readonly bodyMemory: BodyMemory;
   readonly clientAddress: ClientAddress;
   readonly clock: Clock;
+  /** The Pushgateway's own families, which no push may contradict. */
+  readonly gatewayFamilies: GatewayFamilies;
 }
 
 /** Builds the per-config stages; everything here is replaced on reload. */
@@ -76,7 +79,7 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
     bodyLimits: config.body,
     bodyMemory: shared.bodyMemory,
-    validator: createPushValidator(config),
+    validator: createPushValidator(config, shared.gatewayFamilies),
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,
@@ -104,6 +107,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     bodyMemory: new BodyMemory(config.overload.maxBufferedBodyBytes, metrics),
     clientAddress: createClientAddress(config.server.trustedProxies),
     clock: options.clock ?? Date.now,
+    gatewayFamilies: new GatewayFamilies(upstream, logger),
   };
   let active = config;
   let stages = buildStages(config, shared);
@@ -130,6 +134,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   ops.notFound((c) => c.json({ status: "not found" }, 404));
 
+  // Before listening, so the first push is already checked against the Pushgateway's own families.
+  shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());
   const janitor = createJanitor(config, { gateway: upstream, clock: shared.clock, logger, metrics });
   // A Redis client would keep a process that failed to listen alive.
   const closeStore = async (error: unknown): Promise<never> => {
@@ -191,6 +197,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     },
     async close() {
       draining = true;
+      shared.gatewayFamilies.stop();
       await closeGracefully(apiServer, config.server.shutdownGraceMs);
       await closeGracefully(metricsServer, 0);
       await janitor?.stop();

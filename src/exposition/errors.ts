@@ -9,6 +9,7 @@ export type ExpositionRule =
   | "syntax"
   | "invalid-utf8"
   | "unknown-type"
+  | "dropped-sample"
   | "too-many-series"
   | "too-many-labels";
 

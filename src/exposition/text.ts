@@ -18,8 +18,9 @@ export interface ParseLimits {
  * `expfmt.TextParser`) does: the same tokens, escapes, line-based errors and merging of
  * histogram and summary lines into metrics by their labels. A body that parser refuses is
  * refused here with `syntax`; the only additions are `invalid-utf8` for HELP text (Go keeps it,
- * and Prometheus then rejects the whole scrape) and `unknown-type` for samples of a type the
- * Pushgateway cannot expose.
+ * and Prometheus then rejects the whole scrape), `unknown-type` for samples of a type the
+ * Pushgateway cannot expose, and `dropped-sample` for a histogram or summary line Go would keep
+ * without its value (no `le`/`quantile`, not `_sum`/`_count`).
  *
  * Type names are matched case-insensitively, as Go does; a body must end with a newline (Go:
  * "unexpected end of input stream"), so must every line, CRLF line endings included.
@@ -114,6 +115,8 @@ class TextParser {
   #isCount = false;
   #isSum = false;
 
+  /** The first histogram or summary line whose value Go would drop. */
+  #droppedSample: { line: number; family: string; type: string } | undefined;
   /** The current line's label names, once there are too many for a linear duplicate check. */
   #labelNames: Set<string> | undefined;
 
@@ -130,6 +133,15 @@ class TextParser {
     } catch (error) {
       if (error === END_OF_INPUT) throw this.#syntax("unexpected end of input stream");
       throw error;
+    }
+    if (this.#droppedSample) {
+      const { line, family, type } = this.#droppedSample;
+      throw new ExpositionError(
+        "dropped-sample",
+        `line ${line}: a sample of the ${type} "${family}" that is neither a ${type === "summary" ? "quantile" : "bucket with le"}, _sum nor _count; the Pushgateway would drop its value`,
+        { line },
+        family,
+      );
     }
     const families: ParsedFamily[] = [];
     let series = 0;
@@ -323,6 +335,12 @@ class TextParser {
       );
     }
     if (metric.values.length === 0) metric.values = [type];
+    if ((type === "summary" || type === "histogram") && !this.#isCount && !this.#isSum) {
+      // Go keeps the line's metric but drops its value: data lost without a word. Reported once
+      // the whole body parsed, so a syntax error anywhere is still reported as Go reports it.
+      const component = type === "summary" ? this.#quantile : this.#bucket;
+      if (Number.isNaN(component)) this.#droppedSample ??= { line: this.#line, family: family.name, type };
+    }
     if (type === "summary") {
       if (this.#isCount) metric.counts = (metric.counts ?? 0) + 1;
       else if (this.#isSum) metric.sums = (metric.sums ?? 0) + 1;

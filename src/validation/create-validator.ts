@@ -6,6 +6,7 @@ import { parseProtobuf } from "../exposition/protobuf.js";
 import { parseText } from "../exposition/text.js";
 import type { ParsedPush } from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
+import { checkConsistency, type StoredFamilies } from "./consistency.js";
 import { createPushPolicies, type PushPolicy } from "./policy.js";
 import { validateGroupingKey, validatePush } from "./validate-push.js";
 import { fromExpositionError, PushViolation } from "./violation.js";
@@ -38,7 +39,10 @@ export interface PushValidator {
   policy(team: string | undefined): PushPolicy;
 }
 
-export function createPushValidator(config: Config): PushValidator {
+const NOTHING_STORED: StoredFamilies = { holder: () => undefined };
+
+/** @param stored what the Pushgateway holds that pushes must agree with (its own families) */
+export function createPushValidator(config: Config, stored: StoredFamilies = NOTHING_STORED): PushValidator {
   const policies = createPushPolicies(config);
   if (!config.validation.enabled) return { ...UNCHECKED, policy: policies };
   return {
@@ -56,6 +60,7 @@ export function createPushValidator(config: Config): PushValidator {
       try {
         const push = format === "protobuf" ? parseProtobuf(body, limits) : parseText(body, limits);
         validatePush(push, groupingKey, policy);
+        checkConsistency(push, stored);
         return { format, contentType: CONTENT_TYPES[format], push };
       } catch (error) {
         if (error instanceof ExpositionError) {

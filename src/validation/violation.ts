@@ -28,12 +28,15 @@ export type ViolationRule =
   | "label-value-length"
   | "help-length"
   | "metric-name-denied"
-  | "reserved-label";
+  | "reserved-label"
+  | "type-conflict"
+  | "suffix-conflict";
 
 const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   syntax: "ERR_BAD_EXPOSITION",
   "invalid-utf8": "ERR_INVALID_METRIC",
   "unknown-type": "ERR_INVALID_METRIC",
+  "dropped-sample": "ERR_INVALID_METRIC",
   "too-many-series": "ERR_PUSH_TOO_LARGE",
   "too-many-labels": "ERR_PUSH_LIMIT",
   "empty-grouping-value": "ERR_BAD_GROUPING_KEY",
@@ -57,6 +60,8 @@ const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   "help-length": "ERR_PUSH_LIMIT",
   "metric-name-denied": "ERR_METRIC_NAME_DENIED",
   "reserved-label": "ERR_LABEL_RESERVED",
+  "type-conflict": "ERR_FAMILY_CONFLICT",
+  "suffix-conflict": "ERR_FAMILY_CONFLICT",
 };
 
 export interface ViolationDetails {
@@ -68,6 +73,8 @@ export interface ViolationDetails {
   /** For limits: the limit in force and what the push had. */
   readonly limit?: number;
   readonly actual?: number;
+  /** For conflicts: who holds the family the push clashes with. */
+  readonly holder?: string;
 }
 
 /** One reason a push is refused; becomes a problem response in `toProblem`. */

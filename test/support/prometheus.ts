@@ -25,6 +25,18 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
+export interface PrometheusOptions {
+  /** Prometheus duration, e.g. `1s` (the default) or `200ms`; also the scrape timeout. */
+  scrapeInterval?: string;
+  jobName?: string;
+  /**
+   * Extra target labels by target (host:port), e.g. `{ "127.0.0.1:9091": { backend: "direct" } }`.
+   * With `honor_labels: true` they are added to every scraped series that does not carry them, so
+   * several Pushgateways holding the same jobs can be told apart in queries.
+   */
+  targetLabels?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
 /**
  * Starts the real Debian `prometheus` on a free loopback port with a throwaway TSDB directory and a
  * generated config scraping `targets` (host:port) every `scrapeInterval` with `honor_labels: true`,
@@ -32,7 +44,7 @@ export interface Prometheus {
  */
 export async function startPrometheus(
   targets: readonly string[],
-  options: { scrapeInterval?: string; jobName?: string } = {},
+  options: PrometheusOptions = {},
 ): Promise<Prometheus> {
   if (!existsSync(PROMETHEUS_BINARY)) {
     throw new Error(`${PROMETHEUS_BINARY} not found: apt-get install prometheus (npm test does this)`);
@@ -40,6 +52,13 @@ export async function startPrometheus(
   const interval = options.scrapeInterval ?? "1s";
   const dir = mkdtempSync(join(tmpdir(), "pushguard-prometheus-"));
   const configFile = join(dir, "prometheus.yml");
+  const targetLabels = options.targetLabels ?? {};
+  const staticConfigs = targets
+    .map(
+      (target) =>
+        `      - targets: ${JSON.stringify([target])}\n        labels: ${JSON.stringify(targetLabels[target] ?? {})}\n`,
+    )
+    .join("");
   writeFileSync(
     configFile,
     `global:
@@ -51,8 +70,7 @@ scrape_configs:
     scrape_interval: ${interval}
     scrape_timeout: ${interval}
     static_configs:
-      - targets: ${JSON.stringify(targets)}
-`,
+${staticConfigs}`,
   );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

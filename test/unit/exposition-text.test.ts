@@ -98,6 +98,14 @@ describe("parseText: what Go's expfmt.TextParser accepts", () => {
     expect(parse("# TYPE g gauge_histogram\nx 1\n").families.map((family) => family.name)).toEqual(["x"]);
   });
 
+  it.each([
+    ["a bare summary sample", "# TYPE s summary\ns_sum 1\ns 5\n"],
+    ["a bare histogram sample", '# TYPE h histogram\nh_count 1\nh{x="1"} 2\n'],
+    ["a histogram bucket without le", "# TYPE h histogram\nh_bucket 1\n"],
+  ])("refuses %s, whose value Go would drop", (_name, body) => {
+    expect(ruleOf(body)).toBe("dropped-sample");
+  });
+
   it("stops at the series limit before reading the rest", () => {
     const body = `${"x 1\n".repeat(5)}garbage that is never reached`;
     expect(ruleOf(body, { maxSeries: 4, maxLabels: 64 })).toBe("too-many-series");
