@@ -68,7 +68,7 @@ describe("pushguard explain", () => {
     expect(limits.stdout).toContain("  - metric names: allow *; deny up, scrape_*, pushgateway_*");
     expect(limits.stdout).toContain("body:      not given");
 
-    writeFileSync(join(dir, "good.prom"), "# TYPE rows gauge\nrows 1\nrows{kind=\"x\"} 2\n");
+    writeFileSync(join(dir, "good.prom"), '# TYPE rows gauge\nrows 1\nrows{kind="x"} 2\n');
     const good = explain(["--method", "PUT", "--path", path, ...token, "--body", join(dir, "good.prom")]);
     expect(good.code).toBe(0);
     expect(good.stdout).toContain("body:      valid text: 1 families, 2 series");
