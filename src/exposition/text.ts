@@ -253,7 +253,15 @@ class TextParser {
 
   #sample(): void {
     const name = this.#metricName();
-    if (name === "") throw this.#syntax("invalid metric name");
+    if (name === "") {
+      const quoted = this.#cur() === OPEN || this.#cur() === QUOTE;
+      // The quoted form of newer Pushgateways (--push.enable-utf8-names); 1.5.1 has no such syntax.
+      throw this.#syntax(
+        quoted
+          ? "invalid metric name (quoted UTF-8 names are not accepted in the text format: push them as protobuf)"
+          : "invalid metric name",
+      );
+    }
     this.#setFamily(name);
     const family = this.#family as FamilyBuilder;
     family.type ??= "untyped";
