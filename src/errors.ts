@@ -28,6 +28,7 @@ export const problemCodes = {
   ERR_UPSTREAM_UNAVAILABLE: 502,
   ERR_UPSTREAM_TIMEOUT: 504,
   ERR_OVERLOADED: 503,
+  ERR_STORE_UNAVAILABLE: 503,
   ERR_RATE_LIMIT_STORE: 503,
   ERR_INTERNAL: 500,
 } as const;
@@ -59,6 +60,7 @@ const titles: Record<ProblemCode, string> = {
   ERR_UPSTREAM_UNAVAILABLE: "Pushgateway unavailable",
   ERR_UPSTREAM_TIMEOUT: "Pushgateway timed out",
   ERR_OVERLOADED: "Temporary Reduced Capacity",
+  ERR_STORE_UNAVAILABLE: "Store index not ready",
   ERR_RATE_LIMIT_STORE: "Temporary Reduced Capacity",
   ERR_INTERNAL: "Internal error",
 };

@@ -15,6 +15,8 @@ import { describeGroupingKey } from "./pushgateway/grouping-key.js";
 import type { LimitAuthFailures } from "./ratelimit/auth-failures.js";
 import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
+import type { StoreStage } from "./store/create-store.js";
+import type { Reservation } from "./store/store-index.js";
 import { toProblem, type UpstreamResponse } from "./upstream/forward.js";
 import { type Gateway, NOT_SENT_REASONS } from "./upstream/gateway.js";
 import type { PushValidator, ValidatedPush } from "./validation/create-validator.js";
@@ -28,6 +30,8 @@ export interface PipelineStages {
   readonly bodyLimits: BodyLimits;
   readonly bodyMemory: BodyMemory;
   readonly validator: PushValidator;
+  /** The store index (`store.index.enabled`): consistency with everything already stored. */
+  readonly store: StoreStage | undefined;
   readonly upstreamSlots: UpstreamSlots;
   readonly upstream: Gateway;
   readonly metrics: Metrics;
@@ -114,8 +118,11 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         );
       }
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
-      const upstreamStarted = performance.now();
-      const response = await upstream.request({
+      let reservation: Reservation | undefined;
+      if (validated && stages.store && operation.action === "push") {
+        reservation = stages.store.reservePush(decision.upstreamPath, operation.method, validated.families);
+      }
+      const upstreamRequest = {
         method,
         path: decision.upstreamPath,
         headers: incoming.headers,
@@ -126,7 +133,11 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
         clientAddress,
         requestId,
         signal: operation.action === "read" ? abortOnClientGone(c.env.outgoing) : undefined,
-      });
+      };
+      const upstreamStarted = performance.now();
+      const response = await forward(stages.store, operation, upstreamRequest.path, reservation, () =>
+        upstream.request(upstreamRequest),
+      );
       status = response.status;
       for (const [name, value] of Object.entries(rateLimitHeaders)) response.headers.set(name, value);
       const result = await toClientResponse(response, operation, requestId);
@@ -230,6 +241,29 @@ function toWebStream(body: AsyncIterable<Buffer>): ReadableStream<Uint8Array> {
       await iterator.return?.();
     },
   });
+}
+
+/**
+ * Sends a request and tells the store index what became of a write: stored, refused, or unknown
+ * (no answer, or a 5xx).
+ */
+async function forward(
+  store: StoreStage | undefined,
+  operation: Operation,
+  path: string,
+  reservation: Reservation | undefined,
+  send: () => Promise<UpstreamResponse>,
+): Promise<UpstreamResponse> {
+  if (!store || operation.action === "read" || operation.action === "probe") return send();
+  let response: UpstreamResponse;
+  try {
+    response = await send();
+  } catch (error) {
+    store.settle(operation, path, undefined, reservation);
+    throw error;
+  }
+  store.settle(operation, path, response.status, reservation);
+  return response;
 }
 
 /**

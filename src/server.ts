@@ -17,6 +17,7 @@ import { type ClientAddress, createClientAddress } from "./ratelimit/client-addr
 import { createLimitStore, storeSettings } from "./ratelimit/create-store.js";
 import { createRateLimiter } from "./ratelimit/limiter.js";
 import type { Clock, LimitStore } from "./ratelimit/store.js";
+import { createStore, type StoreStage } from "./store/create-store.js";
 import { GatewayFamilies } from "./store/gateway-families.js";
 import { createGateway, describeUpstream } from "./upstream/create-gateway.js";
 import type { Gateway } from "./upstream/gateway.js";
@@ -63,6 +64,8 @@ interface Shared {
   readonly clock: Clock;
   /** The Pushgateway's own families, which no push may contradict. */
   readonly gatewayFamilies: GatewayFamilies;
+  /** The store index, built once (`store.*` needs a restart). */
+  readonly store: StoreStage | undefined;
 }
 
 /** Builds the per-config stages; everything here is replaced on reload. */
@@ -80,6 +83,7 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     bodyLimits: config.body,
     bodyMemory: shared.bodyMemory,
     validator: createPushValidator(config, shared.gatewayFamilies),
+    store: shared.store,
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,
@@ -96,6 +100,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     metrics,
     resolveHost: options.resolveHost,
   });
+  const gatewayFamilies = new GatewayFamilies(upstream, logger);
   const shared: Shared = {
     upstream,
     metrics,
@@ -107,7 +112,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     bodyMemory: new BodyMemory(config.overload.maxBufferedBodyBytes, metrics),
     clientAddress: createClientAddress(config.server.trustedProxies),
     clock: options.clock ?? Date.now,
-    gatewayFamilies: new GatewayFamilies(upstream, logger),
+    gatewayFamilies,
+    store: createStore(config, { gateway: upstream, logger, gatewayFamilies }),
   };
   let active = config;
   let stages = buildStages(config, shared);
@@ -121,7 +127,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   ops.get("/healthz", (c) => c.json({ status: "ok" }));
   ops.get("/readyz", async (c) => {
     if (draining) return c.json({ status: "draining" }, 503);
-    const upstreamReady = await upstream.ready();
+    const upstreamReady = (await upstream.ready()) && (shared.store?.ready ?? true);
     const replicas = upstream.replicas();
     return c.json(
       {
@@ -136,6 +142,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   // Before listening, so the first push is already checked against the Pushgateway's own families.
   shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());
+  await shared.store?.start();
   const janitor = createJanitor(config, { gateway: upstream, clock: shared.clock, logger, metrics });
   // A Redis client would keep a process that failed to listen alive.
   const closeStore = async (error: unknown): Promise<never> => {
@@ -174,7 +181,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
           },
         ]);
       }
-      const needsRestart = ["listen", "upstream", "server", "overload"].filter(
+      const needsRestart = ["listen", "upstream", "server", "overload", "store"].filter(
         (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
       );
       // TTLs follow a reload; whether and how the janitor runs is fixed at start.
@@ -198,6 +205,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     async close() {
       draining = true;
       shared.gatewayFamilies.stop();
+      shared.store?.stop();
       await closeGracefully(apiServer, config.server.shutdownGraceMs);
       await closeGracefully(metricsServer, 0);
       await janitor?.stop();

@@ -382,6 +382,16 @@ export const configSchema = z
       })
       .prefault({}),
     validation: validationSection,
+    store: z
+      .strictObject({
+        index: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            resyncIntervalMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     body: z
       .strictObject({
         maxBytes: z

@@ -8,7 +8,7 @@ import type { ParsedPush } from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
 import { checkConsistency, type StoredFamilies } from "./consistency.js";
 import { createPushPolicies, type PushPolicy } from "./policy.js";
-import { validateGroupingKey, validatePush } from "./validate-push.js";
+import { type PushedFamilies, validateGroupingKey, validatePush } from "./validate-push.js";
 import { fromExpositionError, PushViolation } from "./violation.js";
 
 /** A push body that passed validation, with the Content-Type to forward it under. */
@@ -16,6 +16,8 @@ export interface ValidatedPush {
   readonly format: BodyFormat;
   readonly contentType: string;
   readonly push: ParsedPush;
+  /** What the push will store, for the store index. */
+  readonly families: PushedFamilies;
 }
 
 /** With `validation.enabled: false` (to measure its cost), bodies are forwarded unread as before. */
@@ -59,9 +61,9 @@ export function createPushValidator(config: Config, stored: StoredFamilies = NOT
       const limits = { maxSeries: policy.limits.seriesPerPush, maxLabels: policy.limits.labelsPerSeries };
       try {
         const push = format === "protobuf" ? parseProtobuf(body, limits) : parseText(body, limits);
-        validatePush(push, groupingKey, policy);
+        const families = validatePush(push, groupingKey, policy);
         checkConsistency(push, stored);
-        return { format, contentType: CONTENT_TYPES[format], push };
+        return { format, contentType: CONTENT_TYPES[format], push, families };
       } catch (error) {
         if (error instanceof ExpositionError) {
           const limit =

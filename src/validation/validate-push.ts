@@ -1,5 +1,6 @@
 import type { MetricType, ParsedFamily, ParsedMetric, ParsedPush, Position } from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
+import { seriesHash } from "../store/series-hash.js";
 import type { PushPolicy } from "./policy.js";
 import { PushViolation } from "./violation.js";
 
@@ -46,9 +47,11 @@ export function validateGroupingKey(key: GroupingKey, policy: PushPolicy): void 
  * form Prometheus rejects, and a push beyond the team's limits. `groupingKey` is the key the push
  * is stored under (after label injection): its labels overwrite the body's, as upstream.
  *
+ * @returns what the push will store: each family's type and its series (as `seriesHash`es of the
+ *   labels the Pushgateway will give them), for the store index
  * @throws PushViolation naming the rule, family, label and position
  */
-export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy: PushPolicy): void {
+export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy: PushPolicy): PushedFamilies {
   const { limits } = policy;
   if (push.series > limits.seriesPerPush) {
     throw new PushViolation(
@@ -69,12 +72,26 @@ export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy:
     }
     names.add(family.name);
   }
+  const stored: PushedFamily[] = [];
   for (const family of push.families) {
     checkFamily(family, names, grouping, policy);
     const seen = new Set<string>();
-    for (const metric of family.metrics) checkMetric(family, metric, grouping, policy, seen);
+    const series = family.metrics.map((metric) => checkMetric(family, metric, grouping, policy, seen));
+    stored.push({ name: family.name, type: family.type, series, at: family.at });
   }
+  return stored;
 }
+
+/** A pushed family as the store index keeps it. */
+export interface PushedFamily {
+  readonly name: string;
+  readonly type: MetricType;
+  /** `seriesHash` of each metric's stored labels. */
+  readonly series: readonly number[];
+  readonly at: Position;
+}
+
+export type PushedFamilies = readonly PushedFamily[];
 
 function checkFamily(
   family: ParsedFamily,
@@ -159,7 +176,7 @@ function checkMetric(
   grouping: ReadonlyMap<string, string>,
   policy: PushPolicy,
   seen: Set<string>,
-): void {
+): number {
   const { name, type } = family;
   const where = { family: name, at: metric.at };
   if (metric.timestamped) {
@@ -223,6 +240,7 @@ function checkMetric(
   }
   seen.add(key);
   checkComponents(name, type, metric, pairs, where);
+  return seriesHash(name, pairs);
 }
 
 /** A histogram's buckets and a summary's quantiles, `_count` and `_sum`: each at most once. */

@@ -30,7 +30,8 @@ export type ViolationRule =
   | "metric-name-denied"
   | "reserved-label"
   | "type-conflict"
-  | "suffix-conflict";
+  | "suffix-conflict"
+  | "series-conflict";
 
 const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   syntax: "ERR_BAD_EXPOSITION",
@@ -62,6 +63,7 @@ const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   "reserved-label": "ERR_LABEL_RESERVED",
   "type-conflict": "ERR_FAMILY_CONFLICT",
   "suffix-conflict": "ERR_FAMILY_CONFLICT",
+  "series-conflict": "ERR_FAMILY_CONFLICT",
 };
 
 export interface ViolationDetails {

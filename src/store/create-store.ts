@@ -1,0 +1,76 @@
+import type { Config } from "../config/load.js";
+import { ProblemError } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import type { Operation } from "../pushgateway/classify.js";
+import type { Gateway } from "../upstream/gateway.js";
+import type { PushedFamilies } from "../validation/validate-push.js";
+import { PushViolation } from "../validation/violation.js";
+import type { GatewayFamilies } from "./gateway-families.js";
+import { type Reservation, StoreIndex } from "./store-index.js";
+import { StoreSync } from "./store-sync.js";
+
+/** The consistency stage: what a write may store given everything else stored, and after it. */
+export interface StoreStage {
+  /** Whether the index has been built (pushes are refused until it is). */
+  readonly ready: boolean;
+  /** @throws ProblemError 409 ERR_FAMILY_CONFLICT, or 503 while the index is not built */
+  reservePush(path: string, method: "PUT" | "POST", families: PushedFamilies): Reservation;
+  /** Records what the Pushgateway answered to a write: `undefined` when no answer came. */
+  settle(operation: Operation, path: string, status: number | undefined, reservation?: Reservation): void;
+  start(): Promise<void>;
+  stop(): void;
+}
+
+/** `store.index` as a stage, or undefined when it is off. */
+export function createStore(
+  config: Config,
+  deps: { gateway: Gateway; logger: Logger; gatewayFamilies: GatewayFamilies },
+): StoreStage | undefined {
+  if (!config.store.index.enabled) return undefined;
+  const index = new StoreIndex((name) => deps.gatewayFamilies.holder(name)?.type);
+  const sync = new StoreSync(index, deps.gateway, deps.logger, config.store.index.resyncIntervalMs);
+  return {
+    get ready() {
+      return sync.ready;
+    },
+    reservePush(path, method, families) {
+      if (!sync.ready) {
+        throw new ProblemError(
+          "ERR_STORE_UNAVAILABLE",
+          "the store index is not built yet, so the push cannot be checked",
+          {
+            headers: { "retry-after": "2" },
+          },
+        );
+      }
+      try {
+        return index.reservePush(path, method, families);
+      } catch (error) {
+        throw error instanceof PushViolation ? error.toProblem() : error;
+      }
+    },
+    settle(operation, path, status, reservation) {
+      if (status === undefined || status >= 500) {
+        // It may or may not have been stored: keep what was reserved, and read the store again.
+        sync.resyncSoon();
+        return;
+      }
+      const stored = status >= 200 && status < 300;
+      if (operation.action === "push") {
+        if (stored) reservation?.commit();
+        else reservation?.rollback();
+      } else if (operation.action === "delete" && stored) {
+        index.deleteGroup(path);
+      } else if (operation.action === "wipe" && stored) {
+        index.clear();
+      }
+    },
+    async start() {
+      await sync.resync();
+      sync.start();
+    },
+    stop() {
+      sync.stop();
+    },
+  };
+}

@@ -1,0 +1,234 @@
+import type { MetricType } from "../exposition/types.js";
+import type { PushedFamilies } from "../validation/validate-push.js";
+import { PushViolation } from "../validation/violation.js";
+
+/** One family of one group, as indexed. */
+interface IndexedFamily {
+  readonly type: MetricType;
+  readonly series: readonly number[];
+}
+
+interface IndexedGroup {
+  readonly path: string;
+  readonly families: Map<string, IndexedFamily>;
+  /** Bumped on every change, so a late rollback can tell whether it would undo someone else's. */
+  version: number;
+}
+
+/** A family name across the store: its one type, and the groups holding it. */
+interface NameEntry {
+  readonly type: MetricType;
+  readonly holders: Set<string>;
+}
+
+/** What a write did to the index before it was sent, settled once the Pushgateway answers. */
+export interface Reservation {
+  /** The Pushgateway stored the write: keep it. */
+  commit(): void;
+  /** The Pushgateway definitely did not store it: undo it, if nothing changed the group since. */
+  rollback(): void;
+}
+
+const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
+  ["_bucket", ["histogram"]],
+  ["_count", ["histogram", "summary"]],
+  ["_sum", ["histogram", "summary"]],
+];
+
+export type OwnFamilies = (name: string) => MetricType | undefined;
+
+/**
+ * What the Pushgateway stores, as far as consistency needs it: for every group its families'
+ * types and series, and across groups each family name's type and each series' holder. A push is
+ * checked against everything but what it replaces (the whole group for PUT, its own families for
+ * POST) the way client_golang's gatherer checks the store on every scrape, so that a push the
+ * index accepts can never make `/metrics` fail, whether or not the Pushgateway checks too.
+ *
+ * Checks and their reservations happen in one synchronous step: two concurrent pushes cannot
+ * both pass against a state that has neither. About 80 bytes per stored series (a hash in one
+ * map, a number in its family's list).
+ */
+export class StoreIndex {
+  readonly #groups = new Map<string, IndexedGroup>();
+  readonly #names = new Map<string, NameEntry>();
+  readonly #series = new Map<number, string>();
+  readonly #own: OwnFamilies;
+  /** While a resync reads the store: every change since, to replay on top of what it read. */
+  #journal: Array<() => void> | undefined;
+
+  /** @param own the Pushgateway's own families (go_*, process_*, ...), which no push replaces */
+  constructor(own: OwnFamilies = () => undefined) {
+    this.#own = own;
+  }
+
+  get groups(): number {
+    return this.#groups.size;
+  }
+
+  get series(): number {
+    return this.#series.size;
+  }
+
+  /**
+   * Checks a push to the group at `path` and records it as if stored.
+   * @throws PushViolation `type-conflict`, `suffix-conflict` or `series-conflict`
+   */
+  reservePush(path: string, method: "PUT" | "POST", families: PushedFamilies): Reservation {
+    const group = this.#groups.get(path);
+    const pushed = new Set(families.map((family) => family.name));
+    const replaced = (holder: string, name: string) =>
+      holder === path && (method === "PUT" || pushed.has(name));
+    const holderOf = (name: string): { type: MetricType; holder: string } | undefined => {
+      const entry = this.#names.get(name);
+      if (entry) {
+        for (const holder of entry.holders) {
+          if (!replaced(holder, name)) return { type: entry.type, holder: describe(holder, path) };
+        }
+      }
+      const own = this.#own(name);
+      return own === undefined ? undefined : { type: own, holder: "the Pushgateway's own metrics" };
+    };
+    for (const family of families) {
+      const same = holderOf(family.name);
+      if (same && same.type !== family.type) {
+        throw new PushViolation(
+          "type-conflict",
+          `family "${family.name}" is a ${same.type} in ${same.holder}; it cannot be pushed as a ${family.type}`,
+          { family: family.name, at: family.at, holder: same.holder },
+        );
+      }
+      for (const [suffix, types] of SUFFIXES) {
+        const base = family.name.endsWith(suffix)
+          ? holderOf(family.name.slice(0, -suffix.length))
+          : undefined;
+        const clash = types.includes(family.type) ? holderOf(family.name + suffix) : undefined;
+        const holder = base && types.includes(base.type) ? base.holder : clash?.holder;
+        if (holder !== undefined) {
+          throw new PushViolation(
+            "suffix-conflict",
+            `family "${family.name}" collides with a family in ${holder}: a histogram's or summary's series share its name`,
+            { family: family.name, at: family.at, holder },
+          );
+        }
+      }
+      for (const hash of family.series) {
+        const holder = this.#series.get(hash);
+        if (holder !== undefined && holder !== path) {
+          throw new PushViolation(
+            "series-conflict",
+            `a series of "${family.name}" is already stored by ${describe(holder, path)} with the same labels (grouping labels included); one of the two must differ`,
+            { family: family.name, at: family.at, holder: describe(holder, path) },
+          );
+        }
+      }
+    }
+    const before = group ? new Map(group.families) : undefined;
+    const apply = () => {
+      if (method === "PUT") this.#removeGroup(path);
+      const target = this.#groups.get(path) ?? this.#addGroup(path);
+      for (const family of families) {
+        this.#removeFamily(target, family.name);
+        this.#addFamily(target, family.name, { type: family.type, series: family.series });
+      }
+      target.version += 1;
+      return target.version;
+    };
+    const version = this.#record(apply);
+    return {
+      commit() {},
+      rollback: () => {
+        if (this.#groups.get(path)?.version !== version) return;
+        this.#record(() => {
+          this.#removeGroup(path);
+          if (before === undefined) return;
+          const restored = this.#addGroup(path);
+          for (const [name, family] of before) this.#addFamily(restored, name, family);
+        });
+      },
+    };
+  }
+
+  /** The Pushgateway deleted the group. */
+  deleteGroup(path: string): void {
+    this.#record(() => this.#removeGroup(path));
+  }
+
+  /** The Pushgateway was wiped. */
+  clear(): void {
+    this.#record(() => this.#clear());
+  }
+
+  /** Starts recording changes: a resync is about to read the store. */
+  beginResync(): void {
+    this.#journal = [];
+  }
+
+  /** Gives up a resync that could not read the store. */
+  abandonResync(): void {
+    this.#journal = undefined;
+  }
+
+  /**
+   * Replaces everything with what the Pushgateway reported, then replays the changes made since
+   * `beginResync` (all of them idempotent: a change the read already saw is applied twice).
+   */
+  load(groups: Iterable<{ path: string; families: Iterable<readonly [string, IndexedFamily]> }>): void {
+    const journal = this.#journal ?? [];
+    this.#journal = undefined;
+    this.#clear();
+    for (const { path, families } of groups) {
+      const group = this.#addGroup(path);
+      for (const [name, family] of families) this.#addFamily(group, name, family);
+    }
+    for (const change of journal) change();
+  }
+
+  #record<T>(change: () => T): T {
+    this.#journal?.push(change);
+    return change();
+  }
+
+  #clear(): void {
+    this.#groups.clear();
+    this.#names.clear();
+    this.#series.clear();
+  }
+
+  #addGroup(path: string): IndexedGroup {
+    const group: IndexedGroup = { path, families: new Map(), version: 0 };
+    this.#groups.set(path, group);
+    return group;
+  }
+
+  #removeGroup(path: string): void {
+    const group = this.#groups.get(path);
+    if (!group) return;
+    for (const name of [...group.families.keys()]) this.#removeFamily(group, name);
+    this.#groups.delete(path);
+  }
+
+  #addFamily(group: IndexedGroup, name: string, family: IndexedFamily): void {
+    group.families.set(name, family);
+    const entry = this.#names.get(name);
+    if (entry) entry.holders.add(group.path);
+    // A resync may load a store the Pushgateway let become inconsistent: the first type wins here.
+    else this.#names.set(name, { type: family.type, holders: new Set([group.path]) });
+    for (const hash of family.series) this.#series.set(hash, group.path);
+  }
+
+  #removeFamily(group: IndexedGroup, name: string): void {
+    const family = group.families.get(name);
+    if (!family) return;
+    group.families.delete(name);
+    const entry = this.#names.get(name);
+    entry?.holders.delete(group.path);
+    if (entry?.holders.size === 0) this.#names.delete(name);
+    for (const hash of family.series) {
+      if (this.#series.get(hash) === group.path) this.#series.delete(hash);
+    }
+  }
+}
+
+function describe(holder: string, path: string): string {
+  return holder === path ? "this group" : `group ${holder}`;
+}

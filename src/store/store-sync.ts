@@ -1,0 +1,131 @@
+import { randomUUID } from "node:crypto";
+import type { MetricType } from "../exposition/types.js";
+import type { Logger } from "../observability/logger.js";
+import type { Gateway } from "../upstream/gateway.js";
+import { readBody } from "../upstream/gateway.js";
+import { type PushedGroup, parseGroups } from "../upstream/groups.js";
+import { seriesHash } from "./series-hash.js";
+import type { StoreIndex } from "./store-index.js";
+
+const TYPES: Readonly<Record<string, MetricType>> = {
+  COUNTER: "counter",
+  GAUGE: "gauge",
+  SUMMARY: "summary",
+  UNTYPED: "untyped",
+  HISTOGRAM: "histogram",
+};
+
+/** A resync after an unknown outcome waits this long, so a burst of failures costs one read. */
+const DEBOUNCE_MS = 1_000;
+
+/**
+ * Keeps the store index equal to the Pushgateway: builds it from `/api/v1/metrics` before
+ * pushguard is ready, again every `intervalMs`, and soon after any write whose outcome is unknown
+ * (a timeout, a 5xx: it may or may not have been stored). Until the first build succeeds the
+ * index is not `ready` and pushes are refused, since they cannot be checked.
+ */
+export class StoreSync {
+  readonly #index: StoreIndex;
+  readonly #gateway: Gateway;
+  readonly #logger: Logger;
+  readonly #intervalMs: number;
+  #ready = false;
+  #running: Promise<boolean> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #soon: NodeJS.Timeout | undefined;
+
+  constructor(index: StoreIndex, gateway: Gateway, logger: Logger, intervalMs: number) {
+    this.#index = index;
+    this.#gateway = gateway;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Reads the whole store into the index; one read at a time. */
+  resync(): Promise<boolean> {
+    this.#running ??= this.#read().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /** Schedules a resync: a write's outcome is unknown. */
+  resyncSoon(): void {
+    if (this.#soon) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      void this.resync();
+    }, DEBOUNCE_MS);
+    this.#soon.unref();
+  }
+
+  start(): void {
+    const schedule = () => {
+      // Retried every few seconds until the first build succeeds.
+      this.#timer = setTimeout(
+        () => void this.resync().then(schedule),
+        this.#ready ? this.#intervalMs : 2_000,
+      );
+      this.#timer.unref();
+    };
+    schedule();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#soon);
+  }
+
+  async #read(): Promise<boolean> {
+    this.#index.beginResync();
+    try {
+      const response = await this.#gateway.request({
+        method: "GET",
+        path: "/api/v1/metrics",
+        headers: {},
+        clientAddress: undefined,
+        requestId: `store-index-${randomUUID()}`,
+      });
+      const body = await readBody(response);
+      if (response.status !== 200) throw new Error(`/api/v1/metrics answered ${response.status}`);
+      const { groups, unreadable } = parseGroups(JSON.parse(body.toString("utf8")));
+      this.#index.load([...groups.values()].map(indexedGroup));
+      if (unreadable > 0)
+        this.#logger.warn(
+          { unreadable },
+          "store index: groups without a readable grouping key were left out",
+        );
+      this.#ready = true;
+      return true;
+    } catch (error) {
+      this.#index.abandonResync();
+      this.#logger.warn({ err: error }, "store index: could not read the Pushgateway's store; trying again");
+      return false;
+    }
+  }
+}
+
+/** A group as `/api/v1/metrics` reports it, reduced to what the index keeps. */
+export function indexedGroup(group: PushedGroup): {
+  path: string;
+  families: Array<[string, { type: MetricType; series: number[] }]>;
+} {
+  const families: Array<[string, { type: MetricType; series: number[] }]> = [];
+  for (const [name, family] of Object.entries(group.families)) {
+    const type = TYPES[family.type];
+    // GAUGE_HISTOGRAM and the like were stored around pushguard; nothing pushed through it can match them.
+    if (type === undefined || !Array.isArray(family.metrics)) continue;
+    const series = family.metrics.map((metric) => {
+      const pairs = Object.entries((metric.labels ?? {}) as Record<string, string>)
+        .filter(([, value]) => value !== "")
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      return seriesHash(name, pairs);
+    });
+    families.push([name, { type, series }]);
+  }
+  return { path: group.path, families };
+}

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { bearer, send } from "../support/http.js";
+import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
+import {
+  ADMIN_TOKEN,
+  standardConfig,
+  startPushguard,
+  TEAM_A_TOKEN,
+  TEAM_B_TOKEN,
+  type TestPushguard,
+} from "../support/pushguard.js";
+
+/**
+ * The store index in front of a Pushgateway that checks nothing (`--push.disable-consistency-check`):
+ * what pushguard accepts is all that stands between one team's push and every team's `/metrics`.
+ */
+
+let pushgateway: Pushgateway;
+let pushguard: TestPushguard;
+
+const config = (url: string) =>
+  standardConfig(url, "store: { index: { enabled: true, resyncIntervalMs: 1000 } }");
+
+beforeAll(async () => {
+  pushgateway = await startPushgateway(["--push.disable-consistency-check"]);
+  pushguard = await startPushguard(config(pushgateway.url));
+});
+
+afterAll(async () => {
+  await pushguard?.close();
+  await pushgateway?.stop();
+});
+
+beforeEach(async () => {
+  await send(pushguard.apiUrl, "PUT", "/api/v1/admin/wipe", { headers: bearer(ADMIN_TOKEN) });
+});
+
+const push = (token: string, path: string, body: string, method = "PUT") =>
+  send(pushguard.apiUrl, method, path, { headers: bearer(token), body });
+
+async function metricsStatus(): Promise<number> {
+  const response = await fetch(`${pushgateway.url}/metrics`);
+  await response.arrayBuffer();
+  return response.status;
+}
+
+describe("the store index", () => {
+  it("refuses another team's type for a family one team stores, naming the group", async () => {
+    expect(
+      (await push(TEAM_A_TOKEN, "/metrics/job/team-a-x", "# TYPE shared_rt counter\nshared_rt 1\n")).status,
+    ).toBe(202);
+    const clash = await push(TEAM_B_TOKEN, "/metrics/job/team-b-y", "# TYPE shared_rt gauge\nshared_rt 1\n");
+    expect(clash.status).toBe(409);
+    expect(clash.json()).toMatchObject({
+      code: "ERR_FAMILY_CONFLICT",
+      rule: "type-conflict",
+      family: "shared_rt",
+      holder: "group /metrics/job/team-a-x",
+    });
+    expect(await metricsStatus()).toBe(200);
+    expect((await pushgateway.groups()).map((group) => group.job)).toEqual(["team-a-x"]);
+  });
+
+  it("refuses the same series from two groups, which would make /metrics answer 500", async () => {
+    expect((await push(TEAM_A_TOKEN, "/metrics/job/team-a-x/instance/i", "m 1\n")).status).toBe(202);
+    const clash = await push(TEAM_A_TOKEN, "/metrics/job/team-a-x", 'm{instance="i"} 2\n');
+    expect(clash.json()).toMatchObject({ code: "ERR_FAMILY_CONFLICT", rule: "series-conflict" });
+    expect(await metricsStatus()).toBe(200);
+  });
+
+  it("frees a name when its group is deleted, and undoes nothing that was stored", async () => {
+    expect(
+      (await push(TEAM_A_TOKEN, "/metrics/job/team-a-x", "# TYPE h histogram\nh_count 1\nh_sum 1\n")).status,
+    ).toBe(202);
+    expect((await push(TEAM_B_TOKEN, "/metrics/job/team-b-y", "h_count 5\n")).json()).toMatchObject({
+      rule: "suffix-conflict",
+    });
+    expect(
+      (await send(pushguard.apiUrl, "DELETE", "/metrics/job/team-a-x", { headers: bearer(TEAM_A_TOKEN) }))
+        .status,
+    ).toBe(202);
+    expect((await push(TEAM_B_TOKEN, "/metrics/job/team-b-y", "h_count 5\n")).status).toBe(202);
+    expect(await metricsStatus()).toBe(200);
+  });
+
+  it("reads what it did not see: a group written around pushguard is known after a resync", async () => {
+    // Written straight to the Pushgateway, as before pushguard (or by another writer).
+    expect(
+      (
+        await send(pushgateway.url, "PUT", "/metrics/job/legacy/instance/i", {
+          body: '# TYPE legacy_rt gauge\nlegacy_rt{a="1"} 1\n',
+        })
+      ).status,
+    ).toBe(202);
+    // The next resync (every second here) reads it; until then the index cannot know it.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const typeClash = await push(
+      TEAM_A_TOKEN,
+      "/metrics/job/team-a-x",
+      "# TYPE legacy_rt counter\nlegacy_rt 1\n",
+    );
+    expect(typeClash.json()).toMatchObject({
+      rule: "type-conflict",
+      holder: "group /metrics/job/legacy/instance/i",
+    });
+    // The series the resync read hash like the ones a push computes: the same series from
+    // another group of the same job clashes, another label value does not.
+    const gauge = (a: string) => `# TYPE legacy_rt gauge\nlegacy_rt{a="${a}",instance="i"} 1\n`;
+    expect((await push(ADMIN_TOKEN, "/metrics/job/legacy", gauge("1"))).json()).toMatchObject({
+      rule: "series-conflict",
+      holder: "group /metrics/job/legacy/instance/i",
+    });
+    expect((await push(ADMIN_TOKEN, "/metrics/job/legacy", gauge("2"))).status).toBe(202);
+    expect(await metricsStatus()).toBe(200);
+  });
+});

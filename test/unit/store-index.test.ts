@@ -1,0 +1,146 @@
+import { describe, expect, it } from "vitest";
+import type { MetricType } from "../../src/exposition/types.js";
+import { seriesHash } from "../../src/store/series-hash.js";
+import { StoreIndex } from "../../src/store/store-index.js";
+import type { PushedFamilies } from "../../src/validation/validate-push.js";
+import { PushViolation } from "../../src/validation/violation.js";
+
+const A = "/metrics/job/team-a-x";
+const B = "/metrics/job/team-b-y";
+
+/** A family with one series per label set given (job and instance as the Pushgateway stores them). */
+function family(
+  name: string,
+  type: MetricType,
+  ...labelSets: Array<Record<string, string>>
+): PushedFamilies[number] {
+  const sets = labelSets.length > 0 ? labelSets : [{}];
+  return {
+    name,
+    type,
+    series: sets.map((labels) =>
+      seriesHash(
+        name,
+        Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)),
+      ),
+    ),
+    at: {},
+  };
+}
+
+function ruleOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof PushViolation) return error.rule;
+    throw error;
+  }
+  return "accepted";
+}
+
+describe("StoreIndex", () => {
+  it.each([
+    ["the same type in another group", [family("x", "counter", { job: "b" })], "accepted"],
+    ["another type in another group", [family("x", "gauge", { job: "b" })], "type-conflict"],
+    [
+      "x_count beside another group's histogram x",
+      [family("h_count", "gauge", { job: "b" })],
+      "suffix-conflict",
+    ],
+    [
+      "a summary named like another group's x_sum base",
+      [family("s", "summary", { job: "b" })],
+      "suffix-conflict",
+    ],
+    [
+      "the same series as another group",
+      [family("m", "gauge", { instance: "i", job: "a" })],
+      "series-conflict",
+    ],
+    ["the same name, other labels", [family("m", "gauge", { instance: "j", job: "a" })], "accepted"],
+    ["a name of the Pushgateway's own, another type", [family("go_goroutines", "counter")], "type-conflict"],
+  ])("a push of %s → %s", (_name, families, rule) => {
+    const index = new StoreIndex((name) => (name === "go_goroutines" ? "gauge" : undefined));
+    index.reservePush(A, "PUT", [
+      family("x", "counter", { job: "a" }),
+      family("h", "histogram", { job: "a" }),
+      family("s_sum", "gauge", { job: "a" }),
+      family("m", "gauge", { instance: "i", job: "a" }),
+    ]);
+    expect(ruleOf(() => index.reservePush(B, "PUT", families))).toBe(rule);
+  });
+
+  it("lets a group change its own family's type when no other group holds it (PUT and POST)", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("x", "counter"), family("y", "gauge")]);
+    expect(ruleOf(() => index.reservePush(A, "PUT", [family("x", "gauge")]))).toBe("accepted");
+    expect(ruleOf(() => index.reservePush(A, "POST", [family("x", "counter")]))).toBe("accepted");
+    // POST keeps the group's other families: y is still there for another group's push to clash with
+    index.reservePush(A, "POST", [family("y", "gauge")]);
+    expect(ruleOf(() => index.reservePush(B, "PUT", [family("y", "counter")]))).toBe("type-conflict");
+  });
+
+  it("a POST is checked against the group's own other families", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("h", "histogram")]);
+    expect(ruleOf(() => index.reservePush(A, "POST", [family("h_sum", "gauge")]))).toBe("suffix-conflict");
+    expect(ruleOf(() => index.reservePush(A, "PUT", [family("h_sum", "gauge")]))).toBe("accepted");
+  });
+
+  it("frees names and series when a group is deleted, or the store wiped", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("x", "counter", { job: "a" })]);
+    index.deleteGroup(A);
+    expect(ruleOf(() => index.reservePush(B, "PUT", [family("x", "gauge", { job: "a" })]))).toBe("accepted");
+    index.clear();
+    expect(index.groups).toBe(0);
+    expect(index.series).toBe(0);
+  });
+
+  it("keeps a name held by two groups until both are gone", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("x", "counter", { job: "a" })]);
+    index.reservePush(B, "PUT", [family("x", "counter", { job: "b" })]);
+    index.deleteGroup(A);
+    expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("x", "gauge")]))).toBe(
+      "type-conflict",
+    );
+    index.deleteGroup(B);
+    expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("x", "gauge")]))).toBe("accepted");
+  });
+
+  it("rolls back a refused push, unless the group changed since", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("x", "counter")]);
+    const refused = index.reservePush(A, "PUT", [family("y", "gauge")]);
+    refused.rollback();
+    expect(ruleOf(() => index.reservePush(B, "PUT", [family("x", "gauge")]))).toBe("type-conflict");
+    expect(ruleOf(() => index.reservePush(B, "PUT", [family("y", "counter")]))).toBe("accepted");
+
+    const first = index.reservePush(A, "PUT", [family("z", "gauge")]);
+    index.reservePush(A, "POST", [family("w", "gauge")]);
+    first.rollback(); // too late: a later push changed the group; a resync settles it
+    expect(ruleOf(() => index.reservePush(B, "PUT", [family("w", "counter")]))).toBe("type-conflict");
+  });
+
+  it("a rollback of a new group removes it", () => {
+    const index = new StoreIndex();
+    index.reservePush(A, "PUT", [family("x", "counter")]).rollback();
+    expect(index.groups).toBe(0);
+  });
+
+  it("replays the changes made while a resync read the store", () => {
+    const index = new StoreIndex();
+    index.beginResync();
+    index.reservePush(A, "PUT", [family("late", "counter")]);
+    // The read saw B only (A's push landed after it).
+    index.load([{ path: B, families: [["early", { type: "gauge", series: [] }]] }]);
+    expect(index.groups).toBe(2);
+    expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("late", "gauge")]))).toBe(
+      "type-conflict",
+    );
+    expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("early", "counter")]))).toBe(
+      "type-conflict",
+    );
+  });
+});
