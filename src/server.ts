@@ -143,7 +143,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // Before listening, so the first push is already checked against the Pushgateway's own families.
   shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());
   await shared.store?.start();
-  const janitor = createJanitor(config, { gateway: upstream, clock: shared.clock, logger, metrics });
+  const janitor = createJanitor(config, {
+    gateway: shared.store?.observe(upstream) ?? upstream,
+    clock: shared.clock,
+    logger,
+    metrics,
+  });
   // A Redis client would keep a process that failed to listen alive.
   const closeStore = async (error: unknown): Promise<never> => {
     await janitor?.stop();

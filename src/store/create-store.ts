@@ -17,6 +17,8 @@ export interface StoreStage {
   reservePush(path: string, method: "PUT" | "POST", families: PushedFamilies): Reservation;
   /** Records what the Pushgateway answered to a write: `undefined` when no answer came. */
   settle(operation: Operation, path: string, status: number | undefined, reservation?: Reservation): void;
+  /** `gateway`, with the deletes other writers (the janitor) send through it kept in the index. */
+  observe(gateway: Gateway): Gateway;
   start(): Promise<void>;
   stop(): void;
 }
@@ -64,6 +66,21 @@ export function createStore(
       } else if (operation.action === "wipe" && stored) {
         index.clear();
       }
+    },
+    observe(gateway) {
+      return {
+        locks: gateway.locks,
+        ready: () => gateway.ready(),
+        replicas: () => gateway.replicas(),
+        close: () => gateway.close(),
+        async request(request) {
+          const response = await gateway.request(request);
+          if (request.method === "DELETE" && response.status >= 200 && response.status < 300) {
+            index.deleteGroup(request.path);
+          }
+          return response;
+        },
+      };
     },
     async start() {
       await sync.resync();

@@ -44,6 +44,37 @@ async function metricsStatus(): Promise<number> {
   return response.status;
 }
 
+describe("the store index and the janitor", () => {
+  it("frees the names of a group the janitor expired", async () => {
+    let now = Date.now();
+    const expiring = await startPushguard(
+      standardConfig(
+        pushgateway.url,
+        "store: { index: { enabled: true } }\njanitor: { enabled: true, defaultTtl: 1h, intervalMs: 86400000 }",
+      ),
+      undefined,
+      { clock: () => now },
+    );
+    try {
+      const via = (token: string, path: string, body: string) =>
+        send(expiring.apiUrl, "PUT", path, { headers: bearer(token), body });
+      expect(
+        (await via(TEAM_A_TOKEN, "/metrics/job/team-a-old", "# TYPE aging counter\naging 1\n")).status,
+      ).toBe(202);
+      expect(
+        (await via(TEAM_B_TOKEN, "/metrics/job/team-b-new", "# TYPE aging gauge\naging 1\n")).status,
+      ).toBe(409);
+      now += 2 * 3_600_000;
+      expect((await expiring.janitor?.runOnce())?.expired).toHaveLength(1);
+      expect(
+        (await via(TEAM_B_TOKEN, "/metrics/job/team-b-new", "# TYPE aging gauge\naging 1\n")).status,
+      ).toBe(202);
+    } finally {
+      await expiring.close();
+    }
+  });
+});
+
 describe("the store index", () => {
   it("refuses another team's type for a family one team stores, naming the group", async () => {
     expect(
