@@ -120,7 +120,12 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
       let reservation: Reservation | undefined;
       if (validated && stages.store && operation.action === "push") {
-        reservation = stages.store.reservePush(decision.upstreamPath, operation.method, validated.families);
+        reservation = stages.store.reservePush(
+          decision.upstreamPath,
+          operation.method,
+          validated.families,
+          decision.team,
+        );
       }
       const upstreamRequest = {
         method,
@@ -367,6 +372,7 @@ function countProblem(
     case "ERR_METRIC_NAME_DENIED":
     case "ERR_LABEL_RESERVED":
     case "ERR_FAMILY_CONFLICT":
+    case "ERR_QUOTA_EXCEEDED":
       metrics.pushRejections.inc({ team: team ?? "", rule: problem.reason });
       break;
     case "ERR_BAD_GROUPING_KEY":

@@ -143,6 +143,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // Before listening, so the first push is already checked against the Pushgateway's own families.
   shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());
   await shared.store?.start();
+  if (shared.store) metrics.teamUsage = () => (shared.store as StoreStage).usage();
   const janitor = createJanitor(config, {
     gateway: shared.store?.observe(upstream) ?? upstream,
     clock: shared.clock,

@@ -117,6 +117,12 @@ const team = z.strictObject({
   actions: z.array(z.enum(actions)).min(1, "a team needs at least one action"),
   groupingKey: groupingKeyRules,
   validation: teamValidation,
+  quotas: z
+    .strictObject({
+      groups: z.number().int().positive().max(100_000_000).optional(),
+      series: z.number().int().positive().max(1_000_000_000).optional(),
+    })
+    .prefault({}),
   ttl: z
     .string()
     .refine((value) => parseTtl(value) !== undefined, TTL_FORMAT)
@@ -388,6 +394,12 @@ export const configSchema = z
           .strictObject({
             enabled: z.boolean().default(false),
             resyncIntervalMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+          })
+          .prefault({}),
+        quotas: z
+          .strictObject({
+            groupsPerTeam: z.number().int().positive().max(100_000_000).default(10_000),
+            seriesPerTeam: z.number().int().positive().max(1_000_000_000).default(200_000),
           })
           .prefault({}),
       })

@@ -1,6 +1,14 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { VERSION } from "../version.js";
 
+/** One team's stored groups and series, with its quota. */
+export interface TeamUsageSample {
+  readonly team: string;
+  readonly groups: number;
+  readonly series: number;
+  readonly quota: { readonly groups: number; readonly series: number };
+}
+
 /** Latency buckets in seconds: pushes are usually sub-millisecond to tens of milliseconds. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -68,6 +76,30 @@ export class Metrics {
     labelNames: ["team", "rule"] as const,
     registers: [this.registry],
   });
+
+  /** Where the team gauges read from: the store index, when `store.index.enabled`. */
+  teamUsage: (() => ReadonlyArray<TeamUsageSample>) | undefined;
+
+  readonly teamGroups = this.#teamGauge(
+    "pushguard_team_groups",
+    "Groups each team stores (store index).",
+    (usage) => usage.groups,
+  );
+  readonly teamSeries = this.#teamGauge(
+    "pushguard_team_series",
+    "Series each team stores, as a scrape counts them (store index).",
+    (usage) => usage.series,
+  );
+  readonly teamGroupsQuota = this.#teamGauge(
+    "pushguard_team_groups_quota",
+    "Groups each team may store (store.quotas, teams[].quotas).",
+    (usage) => usage.quota.groups,
+  );
+  readonly teamSeriesQuota = this.#teamGauge(
+    "pushguard_team_series_quota",
+    "Series each team may store (store.quotas, teams[].quotas).",
+    (usage) => usage.quota.series,
+  );
 
   readonly bytesReceived = new Counter({
     name: "pushguard_received_bytes_total",
@@ -245,5 +277,19 @@ export class Metrics {
       registers: [this.registry],
     }).set({ version: VERSION, node_version: process.version }, 1);
     collectDefaultMetrics({ register: this.registry, prefix: "pushguard_" });
+  }
+
+  #teamGauge(name: string, help: string, value: (usage: TeamUsageSample) => number): Gauge<"team"> {
+    const metrics = this;
+    return new Gauge({
+      name,
+      help,
+      labelNames: ["team"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const usage of metrics.teamUsage?.() ?? []) this.set({ team: usage.team }, value(usage));
+      },
+    });
   }
 }

@@ -1,12 +1,13 @@
 import type { Config } from "../config/load.js";
 import { ProblemError } from "../errors.js";
+import { compileOwnership } from "../janitor/ownership.js";
 import type { Logger } from "../observability/logger.js";
 import type { Operation } from "../pushgateway/classify.js";
 import type { Gateway } from "../upstream/gateway.js";
 import type { PushedFamilies } from "../validation/validate-push.js";
 import { PushViolation } from "../validation/violation.js";
 import type { GatewayFamilies } from "./gateway-families.js";
-import { type Reservation, StoreIndex } from "./store-index.js";
+import { type Reservation, StoreIndex, type TeamQuota } from "./store-index.js";
 import { StoreSync } from "./store-sync.js";
 
 /** The consistency stage: what a write may store given everything else stored, and after it. */
@@ -14,7 +15,15 @@ export interface StoreStage {
   /** Whether the index has been built (pushes are refused until it is). */
   readonly ready: boolean;
   /** @throws ProblemError 409 ERR_FAMILY_CONFLICT, or 503 while the index is not built */
-  reservePush(path: string, method: "PUT" | "POST", families: PushedFamilies): Reservation;
+  /** @param team the pushing team, whose quota applies */
+  reservePush(
+    path: string,
+    method: "PUT" | "POST",
+    families: PushedFamilies,
+    team: string | undefined,
+  ): Reservation;
+  /** Groups and series stored per team, with each team's quota (for the `pushguard_team_*` gauges). */
+  usage(): Array<{ team: string; groups: number; series: number; quota: TeamQuota }>;
   /** Records what the Pushgateway answered to a write: `undefined` when no answer came. */
   settle(operation: Operation, path: string, status: number | undefined, reservation?: Reservation): void;
   /** `gateway`, with the deletes other writers (the janitor) send through it kept in the index. */
@@ -30,12 +39,20 @@ export function createStore(
 ): StoreStage | undefined {
   if (!config.store.index.enabled) return undefined;
   const index = new StoreIndex((name) => deps.gatewayFamilies.holder(name)?.type);
-  const sync = new StoreSync(index, deps.gateway, deps.logger, config.store.index.resyncIntervalMs);
+  const attribute = compileOwnership(config.teams, undefined);
+  const sync = new StoreSync(
+    index,
+    deps.gateway,
+    deps.logger,
+    config.store.index.resyncIntervalMs,
+    (labels) => attribute(labels).owners[0],
+  );
+  const quotas = teamQuotas(config);
   return {
     get ready() {
       return sync.ready;
     },
-    reservePush(path, method, families) {
+    reservePush(path, method, families, team) {
       if (!sync.ready) {
         throw new ProblemError(
           "ERR_STORE_UNAVAILABLE",
@@ -46,7 +63,7 @@ export function createStore(
         );
       }
       try {
-        return index.reservePush(path, method, families);
+        return index.reservePush(path, method, families, team, team === undefined ? undefined : quotas(team));
       } catch (error) {
         throw error instanceof PushViolation ? error.toProblem() : error;
       }
@@ -66,6 +83,13 @@ export function createStore(
       } else if (operation.action === "wipe" && stored) {
         index.clear();
       }
+    },
+    usage() {
+      const teams = new Set([...config.teams.map((team) => team.name), ...index.usage().keys()]);
+      return [...teams].map((team) => {
+        const used = index.usage().get(team);
+        return { team, groups: used?.groups ?? 0, series: used?.series ?? 0, quota: quotas(team) };
+      });
     },
     observe(gateway) {
       return {
@@ -90,4 +114,20 @@ export function createStore(
       sync.stop();
     },
   };
+}
+
+/** Each team's quota: its own `quotas` over `store.quotas`. */
+function teamQuotas(config: Config): (team: string) => TeamQuota {
+  const defaults = config.store.quotas;
+  const byTeam = new Map(
+    config.teams.map((team) => [
+      team.name,
+      {
+        groups: team.quotas.groups ?? defaults.groupsPerTeam,
+        series: team.quotas.series ?? defaults.seriesPerTeam,
+      },
+    ]),
+  );
+  const fallback = { groups: defaults.groupsPerTeam, series: defaults.seriesPerTeam };
+  return (team) => byTeam.get(team) ?? fallback;
 }

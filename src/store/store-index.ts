@@ -5,11 +5,16 @@ import { PushViolation } from "../validation/violation.js";
 /** One family of one group, as indexed. */
 interface IndexedFamily {
   readonly type: MetricType;
+  /** `seriesHash` per metric. */
   readonly series: readonly number[];
+  /** Series a scrape sees (a histogram's buckets, sum and count each count), for quotas. */
+  readonly samples: number;
 }
 
 interface IndexedGroup {
   readonly path: string;
+  /** The team the group counts against: its last pusher, or its owner by config after a resync. */
+  readonly team: string | undefined;
   readonly families: Map<string, IndexedFamily>;
   /** Bumped on every change, so a late rollback can tell whether it would undo someone else's. */
   version: number;
@@ -37,6 +42,20 @@ const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
 
 export type OwnFamilies = (name: string) => MetricType | undefined;
 
+/** How much one team may store; `Infinity` for no limit. */
+export interface TeamQuota {
+  readonly groups: number;
+  readonly series: number;
+}
+
+/** What one team stores. */
+export interface TeamUsage {
+  groups: number;
+  series: number;
+}
+
+const UNLIMITED: TeamQuota = { groups: Number.POSITIVE_INFINITY, series: Number.POSITIVE_INFINITY };
+
 /**
  * What the Pushgateway stores, as far as consistency needs it: for every group its families'
  * types and series, and across groups each family name's type and each series' holder. A push is
@@ -52,6 +71,9 @@ export class StoreIndex {
   readonly #groups = new Map<string, IndexedGroup>();
   readonly #names = new Map<string, NameEntry>();
   readonly #series = new Map<number, string>();
+  readonly #usage = new Map<string, TeamUsage>();
+  /** Counts changes, so every version a group gets is new (a group is rebuilt on every push). */
+  #changes = 0;
   readonly #own: OwnFamilies;
   /** While a resync reads the store: every change since, to replay on top of what it read. */
   #journal: Array<() => void> | undefined;
@@ -69,11 +91,22 @@ export class StoreIndex {
     return this.#series.size;
   }
 
+  /** Groups and series stored per team. */
+  usage(): ReadonlyMap<string, Readonly<TeamUsage>> {
+    return this.#usage;
+  }
+
   /**
    * Checks a push to the group at `path` and records it as if stored.
    * @throws PushViolation `type-conflict`, `suffix-conflict` or `series-conflict`
    */
-  reservePush(path: string, method: "PUT" | "POST", families: PushedFamilies): Reservation {
+  reservePush(
+    path: string,
+    method: "PUT" | "POST",
+    families: PushedFamilies,
+    team?: string,
+    quota: TeamQuota = UNLIMITED,
+  ): Reservation {
     const group = this.#groups.get(path);
     const pushed = new Set(families.map((family) => family.name));
     const replaced = (holder: string, name: string) =>
@@ -122,15 +155,25 @@ export class StoreIndex {
         }
       }
     }
-    const before = group ? new Map(group.families) : undefined;
+    if (team !== undefined) checkQuota(this.#usage.get(team), team, quota, group, method, families);
+    const before = group ? { team: group.team, families: new Map(group.families) } : undefined;
     const apply = () => {
-      if (method === "PUT") this.#removeGroup(path);
-      const target = this.#groups.get(path) ?? this.#addGroup(path);
+      const current = this.#groups.get(path);
+      // The group now counts against its pusher; a POST keeps the families others pushed.
+      const kept = method === "POST" && current ? [...current.families] : [];
+      this.#removeGroup(path);
+      const target = this.#addGroup(path, team ?? current?.team);
+      for (const [name, family] of kept) this.#addFamily(target, name, family);
       for (const family of families) {
         this.#removeFamily(target, family.name);
-        this.#addFamily(target, family.name, { type: family.type, series: family.series });
+        this.#addFamily(target, family.name, {
+          type: family.type,
+          series: family.series,
+          samples: family.samples,
+        });
       }
-      target.version += 1;
+      this.#changes += 1;
+      target.version = this.#changes;
       return target.version;
     };
     const version = this.#record(apply);
@@ -141,8 +184,8 @@ export class StoreIndex {
         this.#record(() => {
           this.#removeGroup(path);
           if (before === undefined) return;
-          const restored = this.#addGroup(path);
-          for (const [name, family] of before) this.#addFamily(restored, name, family);
+          const restored = this.#addGroup(path, before.team);
+          for (const [name, family] of before.families) this.#addFamily(restored, name, family);
         });
       },
     };
@@ -172,12 +215,18 @@ export class StoreIndex {
    * Replaces everything with what the Pushgateway reported, then replays the changes made since
    * `beginResync` (all of them idempotent: a change the read already saw is applied twice).
    */
-  load(groups: Iterable<{ path: string; families: Iterable<readonly [string, IndexedFamily]> }>): void {
+  load(
+    groups: Iterable<{
+      path: string;
+      team: string | undefined;
+      families: Iterable<readonly [string, IndexedFamily]>;
+    }>,
+  ): void {
     const journal = this.#journal ?? [];
     this.#journal = undefined;
     this.#clear();
-    for (const { path, families } of groups) {
-      const group = this.#addGroup(path);
+    for (const { path, team, families } of groups) {
+      const group = this.#addGroup(path, team);
       for (const [name, family] of families) this.#addFamily(group, name, family);
     }
     for (const change of journal) change();
@@ -189,14 +238,20 @@ export class StoreIndex {
   }
 
   #clear(): void {
+    this.#usage.clear();
     this.#groups.clear();
     this.#names.clear();
     this.#series.clear();
   }
 
-  #addGroup(path: string): IndexedGroup {
-    const group: IndexedGroup = { path, families: new Map(), version: 0 };
+  #addGroup(path: string, team: string | undefined): IndexedGroup {
+    const group: IndexedGroup = { path, team, families: new Map(), version: 0 };
     this.#groups.set(path, group);
+    if (team !== undefined) {
+      const usage = this.#usage.get(team) ?? { groups: 0, series: 0 };
+      usage.groups += 1;
+      this.#usage.set(team, usage);
+    }
     return group;
   }
 
@@ -205,6 +260,9 @@ export class StoreIndex {
     if (!group) return;
     for (const name of [...group.families.keys()]) this.#removeFamily(group, name);
     this.#groups.delete(path);
+    const usage = group.team === undefined ? undefined : this.#usage.get(group.team);
+    if (usage) usage.groups -= 1;
+    if (usage?.groups === 0 && group.team !== undefined) this.#usage.delete(group.team);
   }
 
   #addFamily(group: IndexedGroup, name: string, family: IndexedFamily): void {
@@ -214,6 +272,8 @@ export class StoreIndex {
     // A resync may load a store the Pushgateway let become inconsistent: the first type wins here.
     else this.#names.set(name, { type: family.type, holders: new Set([group.path]) });
     for (const hash of family.series) this.#series.set(hash, group.path);
+    const usage = group.team === undefined ? undefined : this.#usage.get(group.team);
+    if (usage) usage.series += family.samples;
   }
 
   #removeFamily(group: IndexedGroup, name: string): void {
@@ -226,6 +286,45 @@ export class StoreIndex {
     for (const hash of family.series) {
       if (this.#series.get(hash) === group.path) this.#series.delete(hash);
     }
+    const usage = group.team === undefined ? undefined : this.#usage.get(group.team);
+    if (usage) usage.series -= family.samples;
+  }
+}
+
+/**
+ * Refuses a push that would take its team past its quota: a new group beyond `quota.groups`, or
+ * more series than `quota.series` once the families it replaces are gone.
+ */
+function checkQuota(
+  usage: Readonly<TeamUsage> | undefined,
+  team: string,
+  quota: TeamQuota,
+  group: IndexedGroup | undefined,
+  method: "PUT" | "POST",
+  families: PushedFamilies,
+): void {
+  const ours = group?.team === team;
+  const groups = (usage?.groups ?? 0) + (ours ? 0 : 1);
+  if (groups > quota.groups) {
+    throw new PushViolation(
+      "team-groups",
+      `team ${team} stores ${usage?.groups ?? 0} groups, its quota is ${quota.groups}: delete groups it no longer needs`,
+      { limit: quota.groups, actual: groups },
+    );
+  }
+  const pushed = new Set(families.map((family) => family.name));
+  let replaced = 0;
+  if (ours && group) {
+    for (const [name, family] of group.families)
+      if (method === "PUT" || pushed.has(name)) replaced += family.samples;
+  }
+  const series = (usage?.series ?? 0) - replaced + families.reduce((sum, family) => sum + family.samples, 0);
+  if (series > quota.series) {
+    throw new PushViolation(
+      "team-series",
+      `team ${team} would store ${series} series, its quota is ${quota.series}`,
+      { limit: quota.series, actual: series },
+    );
   }
 }
 

@@ -29,12 +29,21 @@ export class StoreSync {
   readonly #gateway: Gateway;
   readonly #logger: Logger;
   readonly #intervalMs: number;
+  readonly #owner: (labels: Readonly<Record<string, string>>) => string | undefined;
   #ready = false;
   #running: Promise<boolean> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
 
-  constructor(index: StoreIndex, gateway: Gateway, logger: Logger, intervalMs: number) {
+  /** @param owner the team a stored group counts against (its pusher is not known after a re-read) */
+  constructor(
+    index: StoreIndex,
+    gateway: Gateway,
+    logger: Logger,
+    intervalMs: number,
+    owner: (labels: Readonly<Record<string, string>>) => string | undefined,
+  ) {
+    this.#owner = owner;
     this.#index = index;
     this.#gateway = gateway;
     this.#logger = logger;
@@ -93,7 +102,7 @@ export class StoreSync {
       const body = await readBody(response);
       if (response.status !== 200) throw new Error(`/api/v1/metrics answered ${response.status}`);
       const { groups, unreadable } = parseGroups(JSON.parse(body.toString("utf8")));
-      this.#index.load([...groups.values()].map(indexedGroup));
+      this.#index.load([...groups.values()].map((group) => indexedGroup(group, this.#owner(group.labels))));
       if (unreadable > 0)
         this.#logger.warn(
           { unreadable },
@@ -109,23 +118,41 @@ export class StoreSync {
   }
 }
 
+interface IndexedFamily {
+  type: MetricType;
+  series: number[];
+  samples: number;
+}
+
 /** A group as `/api/v1/metrics` reports it, reduced to what the index keeps. */
-export function indexedGroup(group: PushedGroup): {
-  path: string;
-  families: Array<[string, { type: MetricType; series: number[] }]>;
-} {
-  const families: Array<[string, { type: MetricType; series: number[] }]> = [];
+export function indexedGroup(
+  group: PushedGroup,
+  team: string | undefined,
+): { path: string; team: string | undefined; families: Array<[string, IndexedFamily]> } {
+  const families: Array<[string, IndexedFamily]> = [];
   for (const [name, family] of Object.entries(group.families)) {
     const type = TYPES[family.type];
     // GAUGE_HISTOGRAM and the like were stored around pushguard; nothing pushed through it can match them.
     if (type === undefined || !Array.isArray(family.metrics)) continue;
+    let samples = 0;
     const series = family.metrics.map((metric) => {
+      samples += scrapeSeries(type, metric);
       const pairs = Object.entries((metric.labels ?? {}) as Record<string, string>)
         .filter(([, value]) => value !== "")
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       return seriesHash(name, pairs);
     });
-    families.push([name, { type, series }]);
+    families.push([name, { type, series, samples }]);
   }
-  return { path: group.path, families };
+  return { path: group.path, team, families };
+}
+
+/** As `seriesOf`, from the API's form of a metric: buckets and quantiles are objects by bound. */
+function scrapeSeries(type: MetricType, metric: Readonly<Record<string, unknown>>): number {
+  if (type === "histogram") {
+    const bounds = Object.keys((metric.buckets ?? {}) as Record<string, unknown>);
+    return bounds.length + (bounds.includes("+Inf") ? 0 : 1) + 2;
+  }
+  if (type === "summary") return Object.keys((metric.quantiles ?? {}) as Record<string, unknown>).length + 2;
+  return 1;
 }

@@ -1,4 +1,11 @@
-import type { MetricType, ParsedFamily, ParsedMetric, ParsedPush, Position } from "../exposition/types.js";
+import {
+  type MetricType,
+  type ParsedFamily,
+  type ParsedMetric,
+  type ParsedPush,
+  type Position,
+  seriesOf,
+} from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
 import { seriesHash } from "../store/series-hash.js";
 import type { PushPolicy } from "./policy.js";
@@ -77,7 +84,8 @@ export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy:
     checkFamily(family, names, grouping, policy);
     const seen = new Set<string>();
     const series = family.metrics.map((metric) => checkMetric(family, metric, grouping, policy, seen));
-    stored.push({ name: family.name, type: family.type, series, at: family.at });
+    const samples = family.metrics.reduce((sum, metric) => sum + seriesOf(family.type, metric), 0);
+    stored.push({ name: family.name, type: family.type, series, samples, at: family.at });
   }
   return stored;
 }
@@ -88,6 +96,8 @@ export interface PushedFamily {
   readonly type: MetricType;
   /** `seriesHash` of each metric's stored labels. */
   readonly series: readonly number[];
+  /** Series a scrape sees (`seriesOf`), for quotas. */
+  readonly samples: number;
   readonly at: Position;
 }
 

@@ -31,7 +31,9 @@ export type ViolationRule =
   | "reserved-label"
   | "type-conflict"
   | "suffix-conflict"
-  | "series-conflict";
+  | "series-conflict"
+  | "team-groups"
+  | "team-series";
 
 const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   syntax: "ERR_BAD_EXPOSITION",
@@ -64,6 +66,8 @@ const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   "type-conflict": "ERR_FAMILY_CONFLICT",
   "suffix-conflict": "ERR_FAMILY_CONFLICT",
   "series-conflict": "ERR_FAMILY_CONFLICT",
+  "team-groups": "ERR_QUOTA_EXCEEDED",
+  "team-series": "ERR_QUOTA_EXCEEDED",
 };
 
 export interface ViolationDetails {

@@ -44,6 +44,37 @@ async function metricsStatus(): Promise<number> {
   return response.status;
 }
 
+describe("team quotas", () => {
+  it("refuses a team's group past its quota with 429, and exports usage and quota", async () => {
+    const quoted = await startPushguard(
+      standardConfig(pushgateway.url, "store: { index: { enabled: true }, quotas: { groupsPerTeam: 2 } }"),
+    );
+    try {
+      const via = (path: string) =>
+        send(quoted.apiUrl, "PUT", path, { headers: bearer(TEAM_A_TOKEN), body: "q 1\n" });
+      expect((await via("/metrics/job/team-a-q1")).status).toBe(202);
+      expect((await via("/metrics/job/team-a-q2/instance/i")).status).toBe(202);
+      const third = await via("/metrics/job/team-a-q3");
+      expect(third.status).toBe(429);
+      expect(third.json()).toMatchObject({
+        code: "ERR_QUOTA_EXCEEDED",
+        rule: "team-groups",
+        limit: 2,
+        actual: 3,
+      });
+      expect((await via("/metrics/job/team-a-q1")).status).toBe(202); // an existing group is no new one
+      const metrics = await (await fetch(`${quoted.metricsUrl}/metrics`)).text();
+      expect(metrics).toContain('pushguard_team_groups{team="team-a"} 2');
+      expect(metrics).toContain('pushguard_team_series{team="team-a"} 2');
+      expect(metrics).toContain('pushguard_team_groups_quota{team="team-a"} 2');
+      expect(metrics).toContain('pushguard_team_series_quota{team="team-b"} 200000');
+    } finally {
+      await quoted.close();
+      await send(pushgateway.url, "PUT", "/api/v1/admin/wipe");
+    }
+  });
+});
+
 describe("the store index and the janitor", () => {
   it("frees the names of a group the janitor expired", async () => {
     let now = Date.now();

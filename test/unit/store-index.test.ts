@@ -18,6 +18,7 @@ function family(
   return {
     name,
     type,
+    samples: sets.length,
     series: sets.map((labels) =>
       seriesHash(
         name,
@@ -134,7 +135,9 @@ describe("StoreIndex", () => {
     index.beginResync();
     index.reservePush(A, "PUT", [family("late", "counter")]);
     // The read saw B only (A's push landed after it).
-    index.load([{ path: B, families: [["early", { type: "gauge", series: [] }]] }]);
+    index.load([
+      { path: B, team: "team-b", families: [["early", { type: "gauge", series: [], samples: 0 }]] },
+    ]);
     expect(index.groups).toBe(2);
     expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("late", "gauge")]))).toBe(
       "type-conflict",
@@ -142,5 +145,54 @@ describe("StoreIndex", () => {
     expect(ruleOf(() => index.reservePush("/metrics/job/c", "PUT", [family("early", "counter")]))).toBe(
       "type-conflict",
     );
+  });
+
+  describe("team quotas", () => {
+    const QUOTA = { groups: 2, series: 3 };
+    const many = (count: number) =>
+      family("m", "gauge", ...Array.from({ length: count }, (_, index) => ({ i: String(index) })));
+
+    it("counts groups per team and refuses one too many", () => {
+      const index = new StoreIndex();
+      index.reservePush("/metrics/job/a1", "PUT", [many(1)], "team-a", QUOTA);
+      index.reservePush("/metrics/job/a2", "PUT", [family("n", "gauge")], "team-a", QUOTA);
+      expect(ruleOf(() => index.reservePush("/metrics/job/a3", "PUT", [], "team-a", QUOTA))).toBe(
+        "team-groups",
+      );
+      // re-pushing a group it has is no new group; another team has its own count
+      expect(
+        ruleOf(() => index.reservePush("/metrics/job/a2", "PUT", [family("n", "gauge")], "team-a", QUOTA)),
+      ).toBe("accepted");
+      expect(
+        ruleOf(() => index.reservePush("/metrics/job/b1", "PUT", [family("o", "gauge")], "team-b", QUOTA)),
+      ).toBe("accepted");
+      index.deleteGroup("/metrics/job/a1");
+      expect(
+        ruleOf(() => index.reservePush("/metrics/job/a3", "PUT", [family("p", "gauge")], "team-a", QUOTA)),
+      ).toBe("accepted");
+      expect(index.usage().get("team-a")).toEqual({ groups: 2, series: 2 });
+    });
+
+    it("counts series after what a push replaces", () => {
+      const index = new StoreIndex();
+      index.reservePush("/metrics/job/a1", "PUT", [many(3)], "team-a", QUOTA);
+      // a PUT replacing the same three series stays within the quota; a fourth does not fit
+      expect(ruleOf(() => index.reservePush("/metrics/job/a1", "PUT", [many(3)], "team-a", QUOTA))).toBe(
+        "accepted",
+      );
+      expect(
+        ruleOf(() => index.reservePush("/metrics/job/a1", "POST", [family("q", "gauge")], "team-a", QUOTA)),
+      ).toBe("team-series");
+      expect(ruleOf(() => index.reservePush("/metrics/job/a1", "POST", [many(2)], "team-a", QUOTA))).toBe(
+        "accepted",
+      );
+      expect(index.usage().get("team-a")).toEqual({ groups: 1, series: 2 });
+    });
+
+    it("gives a rolled-back push's usage back", () => {
+      const index = new StoreIndex();
+      index.reservePush("/metrics/job/a1", "PUT", [many(3)], "team-a", QUOTA).rollback();
+      expect(index.usage().get("team-a")).toBeUndefined();
+    });
   });
 });
