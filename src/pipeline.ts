@@ -99,6 +99,8 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       } catch (error) {
         throw await stages.limitAuthFailures(error, clientAddress);
       }
+      // From here on the request's body bytes and upstream slot count against its team's share.
+      bodyReservation.assign(decision.team);
       const rateLimitHeaders = await rateLimit({
         identity,
         team: decision.team,
@@ -117,7 +119,7 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
           decision.team,
         );
       }
-      await holdUpstreamSlot(upstreamSlots, c.env.outgoing);
+      await holdUpstreamSlot(upstreamSlots, c.env.outgoing, decision.team);
       let reservation: Reservation | undefined;
       if (validated && stages.store && operation.action === "push") {
         reservation = stages.store.reservePush(
@@ -276,18 +278,26 @@ async function forward(
  * held until the response to the client is finished or the client is gone (`close` covers both),
  * so a read streaming a large exposition holds its slot for as long as it holds a connection.
  */
-async function holdUpstreamSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoing"]): Promise<void> {
-  const release = slots.tryAcquire() ?? (await waitForSlot(slots, outgoing));
+async function holdUpstreamSlot(
+  slots: UpstreamSlots,
+  outgoing: HttpBindings["outgoing"],
+  team: string | undefined,
+): Promise<void> {
+  const release = slots.tryAcquire(team) ?? (await waitForSlot(slots, outgoing, team));
   if (outgoing.closed) release();
   else outgoing.once("close", release);
 }
 
 /** Queues for a slot; a client that goes away while queued gives up its place. */
-async function waitForSlot(slots: UpstreamSlots, outgoing: HttpBindings["outgoing"]) {
+async function waitForSlot(
+  slots: UpstreamSlots,
+  outgoing: HttpBindings["outgoing"],
+  team: string | undefined,
+) {
   const gone = new AbortController();
   const abandon = () => gone.abort();
   outgoing.once("close", abandon);
-  return slots.acquire(gone.signal).finally(() => outgoing.off("close", abandon));
+  return slots.acquire(gone.signal, team).finally(() => outgoing.off("close", abandon));
 }
 
 /**

@@ -109,7 +109,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     keySources: new Map(),
     limitStore: await createLimitStore(config.rateLimit, { logger, metrics }),
     upstreamSlots: new UpstreamSlots(config.overload, metrics),
-    bodyMemory: new BodyMemory(config.overload.maxBufferedBodyBytes, metrics),
+    bodyMemory: new BodyMemory(
+      config.overload.maxBufferedBodyBytes,
+      metrics,
+      config.overload.maxTeamShare,
+      config.body.maxBytes + config.body.maxDecompressedBytes,
+    ),
     clientAddress: createClientAddress(config.server.trustedProxies),
     clock: options.clock ?? Date.now,
     gatewayFamilies,

@@ -31,7 +31,7 @@ export interface BodyProgress {
 /** Deflate's largest expansion: one input byte never decodes to more than ~1032 output bytes. */
 const MAX_DEFLATE_RATIO = 1032;
 
-const UNBOUNDED: BodyReservation = { take() {}, give() {}, release() {} };
+const UNBOUNDED: BodyReservation = { take() {}, give() {}, release() {}, assign() {} };
 
 /**
  * Reads and checks a write's body before anything is sent upstream. The wire size is capped

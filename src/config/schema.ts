@@ -435,6 +435,7 @@ export const configSchema = z
         maxConcurrent: z.number().int().positive().max(1000).default(64),
         maxQueued: z.number().int().nonnegative().max(10_000).default(64),
         maxQueueWaitMs: z.number().int().positive().max(60_000).default(1_000),
+        maxTeamShare: z.number().positive().max(1).default(0.5),
         maxBufferedBodyBytes: z
           .number()
           .int()

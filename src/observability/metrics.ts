@@ -155,7 +155,7 @@ export class Metrics {
 
   readonly overloadRejections = new Counter({
     name: "pushguard_overload_rejections_total",
-    help: "Requests refused with 503 ERR_OVERLOADED, by reason (queue-full, queue-timeout, client-gone, body-memory).",
+    help: "Requests refused with 503 ERR_OVERLOADED, by reason (queue-full, queue-timeout, client-gone, body-memory, team-share).",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });

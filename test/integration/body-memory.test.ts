@@ -3,7 +3,13 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { bearer, type RawResponse, send } from "../support/http.js";
 import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
-import { standardConfig, startPushguard, TEAM_A_TOKEN, type TestPushguard } from "../support/pushguard.js";
+import {
+  standardConfig,
+  startPushguard,
+  TEAM_A_TOKEN,
+  TEAM_B_TOKEN,
+  type TestPushguard,
+} from "../support/pushguard.js";
 import { afterPendingWrites } from "../support/write-barrier.js";
 
 /** Valid text exposition of exactly `bytes` bytes: one gauge line, padded with a comment. */
@@ -22,7 +28,8 @@ beforeAll(async () => {
       pushgateway.url,
       `
 body: { maxBytes: 2000, maxDecompressedBytes: 500 }
-overload: { maxBufferedBodyBytes: 2500 }
+# One team fills the whole budget here; the per-team share has its own test below.
+overload: { maxBufferedBodyBytes: 2500, maxTeamShare: 1 }
 `,
     ),
   );
@@ -149,5 +156,56 @@ describe("the process-wide budget for request bodies in memory", () => {
       pushgateway.process.child.kill("SIGCONT");
     }
     expect(await buffered()).toBe(0);
+  });
+});
+
+describe("a team's share of the budget", () => {
+  it("lets another team's small push through while one team's stalled bodies hold their share", async () => {
+    // Budget 5000, share 0.5: team-a may hold 2500 (its largest body fits), team-b keeps the rest.
+    const shared = await startPushguard(
+      standardConfig(
+        pushgateway.url,
+        "body: { maxBytes: 2000, maxDecompressedBytes: 500 }\noverload: { maxBufferedBodyBytes: 5000, maxTeamShare: 0.5 }",
+      ),
+    );
+    const held = [1, 2].map((index) => {
+      const { hostname, port } = new URL(shared.apiUrl);
+      const req = request({
+        host: hostname,
+        port,
+        method: "PUT",
+        path: `/metrics/job/team-a-stalled-${index}`,
+        headers: bearer(TEAM_A_TOKEN),
+        agent: false,
+      });
+      req.on("error", () => undefined);
+      req.write(body(1995).subarray(0, 1200));
+      return req;
+    });
+    const sharedBuffered = async () =>
+      Number(/^pushguard_body_buffered_bytes (\d+)$/m.exec(await shared.metrics.registry.metrics())?.[1]);
+    try {
+      await vi.waitFor(async () => expect(await sharedBuffered()).toBe(2400), {
+        timeout: 5_000,
+        interval: 10,
+      });
+      const more = await send(shared.apiUrl, "PUT", "/metrics/job/team-a-more", {
+        headers: bearer(TEAM_A_TOKEN),
+        body: body(800),
+      });
+      expect(more.status).toBe(503);
+      expect(more.json()).toMatchObject({ code: "ERR_OVERLOADED" });
+      const other = await send(shared.apiUrl, "PUT", "/metrics/job/team-b-small", {
+        headers: bearer(TEAM_B_TOKEN),
+        body: "ok 1\n",
+      });
+      expect(other.status).toBe(200);
+      expect(await shared.metrics.registry.metrics()).toMatch(
+        /^pushguard_overload_rejections_total\{reason="team-share"\} 1$/m,
+      );
+    } finally {
+      for (const req of held) req.destroy();
+      await shared.close();
+    }
   });
 });

@@ -269,7 +269,8 @@ describe("overload: concurrent upstream cap with a bounded queue", () => {
     gateway = await startPushguard(
       standardConfig(
         frozen.url,
-        "overload: { maxConcurrent: 2, maxQueued: 2, maxQueueWaitMs: 20000 }",
+        // One team fills every slot here: the per-team share has its own test.
+        "overload: { maxConcurrent: 2, maxQueued: 2, maxQueueWaitMs: 20000, maxTeamShare: 1 }",
         "timeoutMs: 30000, connections: 2",
       ),
     );

@@ -31,6 +31,7 @@ describe("rate-limit and overload configuration", () => {
       maxConcurrent: 64,
       maxQueued: 64,
       maxQueueWaitMs: 1_000,
+      maxTeamShare: 0.5,
       maxBufferedBodyBytes: 128 * 1024 * 1024,
     });
     expect(config.server.trustedProxies).toEqual([]);
