@@ -262,14 +262,15 @@ async function forward(
   send: () => Promise<UpstreamResponse>,
 ): Promise<UpstreamResponse> {
   if (!store || operation.action === "read" || operation.action === "probe") return send();
+  const sentAt = store.beforeSend(operation, path);
   let response: UpstreamResponse;
   try {
     response = await send();
   } catch (error) {
-    store.settle(operation, path, undefined, reservation);
+    store.settle(operation, path, undefined, reservation, sentAt);
     throw error;
   }
-  store.settle(operation, path, response.status, reservation);
+  store.settle(operation, path, response.status, reservation, sentAt);
   return response;
 }
 
@@ -341,10 +342,15 @@ async function identifyForAudit(
 /**
  * The Pushgateway's own refusal of a push that passed validation: its consistency check found a
  * conflict with what other groups store (or with its own metrics). Answered as a problem like
- * every other refusal, with the Pushgateway's words as the detail.
+ * every other refusal, with the Pushgateway's words (less the series it quotes) as the detail.
  */
 function upstreamRefused(body: Buffer): ProblemError {
-  const text = body.toString("utf8").trim().slice(0, 1_000);
+  // Its words without the metrics it quotes: those may be another group's labels and values.
+  const text = body
+    .toString("utf8")
+    .trim()
+    .replace(/\{[^{}]*\}/g, "{…}")
+    .slice(0, 300);
   return new ProblemError("ERR_UPSTREAM_REFUSED", `the Pushgateway refused the push: ${text}`, {
     reason: "upstream-refused",
   });

@@ -557,6 +557,13 @@ export const configSchema = z
         message: `must be at least body.maxBytes + body.maxDecompressedBytes (${largest}): the largest body could never be accepted`,
       });
     }
+    if (config.validation?.enabled === false && config.store?.index?.enabled === true) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["store", "index", "enabled"],
+        message: "the store index checks what validation parses: it needs validation.enabled",
+      });
+    }
     checkExpiry(config, ctx);
   }, crossReferencesReadable);
 

@@ -246,8 +246,8 @@ class TextParser {
       throw this.#syntax(`second TYPE line for metric name "${family.name}", or TYPE reported after samples`);
     }
     const token = this.#untilNewline(false).toString("utf8");
-    const type = TYPES[token.toUpperCase()];
-    if (type === undefined) throw this.#syntax(`unknown metric type ${JSON.stringify(token)}`);
+    const type = TYPES[goToUpper(token)];
+    if (type === undefined) throw this.#syntax(`unknown metric type ${shown(token)}`);
     family.type = type;
   }
 
@@ -310,7 +310,7 @@ class TextParser {
       this.#skipBlankTabOrEnd();
       if (this.#cur() === COMMA) continue;
       if (this.#cur() === CLOSE) break;
-      throw this.#syntax(`unexpected end of label value ${JSON.stringify(value)}`);
+      throw this.#syntax(`unexpected end of label value ${shown(value)}`);
     }
     this.#skipBlankTabOrEnd();
   }
@@ -331,8 +331,7 @@ class TextParser {
     this.#samples += 1;
     if (this.#samples > this.#limits.maxSeries) throw this.#tooManySeries("series");
     const token = this.#tokenUntilWhitespace();
-    if (parseGoFloat(token) === undefined)
-      throw this.#syntax(`expected float as value, got ${JSON.stringify(token)}`);
+    if (parseGoFloat(token) === undefined) throw this.#syntax(`expected float as value, got ${shown(token)}`);
     const type = family.type as DeclaredType;
     if (type === "gauge_histogram") {
       throw new ExpositionError(
@@ -371,7 +370,7 @@ class TextParser {
   #timestamp(metric: MetricBuilder): void {
     this.#skipBlankTabOrEnd();
     const token = this.#tokenUntilWhitespace();
-    if (!isGoInt64(token)) throw this.#syntax(`expected integer as timestamp, got ${JSON.stringify(token)}`);
+    if (!isGoInt64(token)) throw this.#syntax(`expected integer as timestamp, got ${shown(token)}`);
     metric.timestamped = true;
     if (this.#untilNewline(false).length > 0) throw this.#syntax("spurious string after timestamp");
   }
@@ -477,82 +476,101 @@ class TextParser {
   /** The rest of the line from the current byte; with `escapes`, `\\` and `\n` are decoded (HELP). */
   #untilNewline(escapes: boolean): Buffer {
     const start = this.#pos;
-    let pieces: Buffer[] | undefined;
-    let pieceStart = start;
-    for (;;) {
-      const byte = this.#cur();
-      if (byte === NEWLINE) break;
-      if (escapes && byte === BACKSLASH) {
-        this.#next();
-        const escaped = this.#cur();
-        if (escaped !== BACKSLASH && escaped !== 0x6e) {
-          throw this.#syntax(`invalid escape sequence '\\${String.fromCharCode(escaped ?? 0)}'`);
-        }
-        pieces ??= [];
-        pieces.push(
-          this.#body.subarray(pieceStart, this.#pos - 1),
-          escaped === BACKSLASH ? BACKSLASH_BYTE : NEWLINE_BYTE,
-        );
-        pieceStart = this.#pos + 1;
-      }
-      this.#next();
+    const end = this.#body.indexOf(NEWLINE, start);
+    if (end === -1) {
+      this.#pos = this.#body.length;
+      throw END_OF_INPUT;
     }
-    if (!pieces) return this.#body.subarray(start, this.#pos);
-    pieces.push(this.#body.subarray(pieceStart, this.#pos));
-    return Buffer.concat(pieces);
+    const firstEscape = escapes ? this.#body.indexOf(BACKSLASH, start) : -1;
+    if (firstEscape === -1 || firstEscape > end) {
+      this.#pos = end;
+      return this.#body.subarray(start, end);
+    }
+    // Decoded into one buffer: escapes only ever shorten the text.
+    const decoded = Buffer.allocUnsafe(end - start);
+    let length = 0;
+    for (let index = start; index < end; index++) {
+      const byte = this.#body[index] as number;
+      if (byte !== BACKSLASH) {
+        decoded[length++] = byte;
+        continue;
+      }
+      index += 1;
+      this.#pos = index;
+      const escaped = this.#body[index];
+      if (escaped === BACKSLASH) decoded[length++] = BACKSLASH;
+      else if (escaped === 0x6e) decoded[length++] = NEWLINE;
+      // A `\` right before the newline is an invalid escape of the newline, as in Go.
+      else throw this.#syntax(`invalid escape sequence '\\${String.fromCharCode(escaped ?? 0)}'`);
+    }
+    this.#pos = end;
+    return decoded.subarray(0, length);
   }
 
   /** A quoted label value, the current byte being the opening quote; ends on the closing quote. */
   #labelValue(): string {
-    let pieceStart = this.#pos + 1;
-    let pieces: Buffer[] | undefined;
+    const start = this.#pos + 1;
+    let decoded: Buffer | undefined;
+    let length = 0;
     let ascii = true;
-    for (;;) {
-      this.#next();
-      const byte = this.#cur() as number;
+    let index = start;
+    for (; ; index++) {
+      if (index >= this.#body.length) {
+        this.#pos = index;
+        throw END_OF_INPUT;
+      }
+      const byte = this.#body[index] as number;
       if (byte === QUOTE) break;
-      if (byte === NEWLINE) throw this.#syntax("label value contains unescaped new-line");
+      if (byte === NEWLINE) {
+        this.#pos = index;
+        throw this.#syntax("label value contains unescaped new-line");
+      }
       if (byte >= 0x80) ascii = false;
-      if (byte === BACKSLASH) {
-        this.#next();
-        const escaped = this.#cur();
-        if (escaped !== QUOTE && escaped !== BACKSLASH && escaped !== 0x6e) {
-          throw this.#syntax(`invalid escape sequence '\\${String.fromCharCode(escaped ?? 0)}'`);
-        }
-        pieces ??= [];
-        pieces.push(
-          this.#body.subarray(pieceStart, this.#pos - 1),
-          escaped === 0x6e ? NEWLINE_BYTE : escaped === QUOTE ? QUOTE_BYTE : BACKSLASH_BYTE,
-        );
-        pieceStart = this.#pos + 1;
+      if (byte !== BACKSLASH) {
+        if (decoded) decoded[length++] = byte;
+        continue;
+      }
+      if (!decoded) {
+        // Escapes only ever shorten the value: one buffer, as long as the rest of the body, at most.
+        decoded = Buffer.allocUnsafe(this.#body.length - start);
+        this.#body.copy(decoded, 0, start, index);
+        length = index - start;
+      }
+      index += 1;
+      if (index >= this.#body.length) {
+        this.#pos = index;
+        throw END_OF_INPUT;
+      }
+      const escaped = this.#body[index];
+      if (escaped === QUOTE || escaped === BACKSLASH) decoded[length++] = escaped;
+      else if (escaped === 0x6e) decoded[length++] = NEWLINE;
+      else {
+        this.#pos = index;
+        throw this.#syntax(`invalid escape sequence '\\${String.fromCharCode(escaped ?? 0)}'`);
       }
     }
-    let bytes: Buffer;
-    if (pieces) {
-      pieces.push(this.#body.subarray(pieceStart, this.#pos));
-      bytes = Buffer.concat(pieces);
-    } else {
-      bytes = this.#body.subarray(pieceStart, this.#pos);
-    }
+    this.#pos = index;
+    const bytes = decoded ? decoded.subarray(0, length) : this.#body.subarray(start, index);
     if (!ascii && !isUtf8(bytes)) throw this.#syntax("invalid label value: not valid UTF-8");
     return ascii ? bytes.toString("latin1") : bytes.toString("utf8");
   }
 }
 
-const NEWLINE_BYTE = Buffer.from("\n");
-const QUOTE_BYTE = Buffer.from('"');
-const BACKSLASH_BYTE = Buffer.from("\\");
-
-/** Label pairs in name order, one string: the identity of a histogram or summary metric. */
+/**
+ * Label pairs in name order, one string: the identity of a histogram or summary metric. Each part
+ * is length-prefixed, so no value can spell another label set (Go separates bytes with 0xFF,
+ * which UTF-8 never contains; any character can appear in a decoded string).
+ */
 function signature(labels: ReadonlyArray<readonly [string, string]>): string {
   if (labels.length === 0) return "";
   const sorted = labels.length === 1 ? labels : [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   let key = "";
-  for (const [name, value] of sorted) key += `${name}\u00ff${value}\u00ff`;
+  for (const [name, value] of sorted) key += `${name.length}:${name}${value.length}:${value}`;
   return key;
 }
 
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+// Each digit run has exactly one way to match: no backtracking on a long run of digits.
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INFINITY = /^[+-]?(?:inf|infinity)$/i;
 
 /**
@@ -570,12 +588,31 @@ export function parseGoFloat(text: string): number | undefined {
   return undefined;
 }
 
+/** A token for an error message: quoted, and cut short (the body is the client's own, but long). */
+function shown(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}
+
+/**
+ * Go's `strings.ToUpper`: each character's simple upper case. JavaScript's `toUpperCase` applies
+ * full mappings (`ﬆ` → `ST`), which would make `hiﬆogram` a histogram where Go refuses it.
+ */
+function goToUpper(text: string): string {
+  let upper = "";
+  for (const char of text) {
+    const mapped = char.toUpperCase();
+    upper += [...mapped].length === 1 ? mapped : char;
+  }
+  return upper;
+}
+
 const INT64 = /^[+-]?\d+$/;
 const INT64_MAX = 2n ** 63n - 1n;
 
 /** Go's `strconv.ParseInt(s, 10, 64)`. */
 function isGoInt64(text: string): boolean {
-  if (!INT64.test(text)) return false;
+  // Beyond 20 characters (sign and 19 digits) it cannot fit; BigInt of a huge text is costly.
+  if (text.length > 20 || !INT64.test(text)) return false;
   const value = BigInt(text);
   return value <= INT64_MAX && value >= -INT64_MAX - 1n;
 }

@@ -24,8 +24,16 @@ export interface StoreStage {
   ): Reservation;
   /** Groups and series stored per team, with each team's quota (for the `pushguard_team_*` gauges). */
   usage(): Array<{ team: string; groups: number; series: number; quota: TeamQuota }>;
+  /** Call before sending a write: what its settlement must compare against. */
+  beforeSend(operation: Operation, path: string): number | undefined;
   /** Records what the Pushgateway answered to a write: `undefined` when no answer came. */
-  settle(operation: Operation, path: string, status: number | undefined, reservation?: Reservation): void;
+  settle(
+    operation: Operation,
+    path: string,
+    status: number | undefined,
+    reservation?: Reservation,
+    sentAt?: number,
+  ): void;
   /** `gateway`, with the deletes other writers (the janitor) send through it kept in the index. */
   observe(gateway: Gateway): Gateway;
   start(): Promise<void>;
@@ -68,7 +76,10 @@ export function createStore(
         throw error instanceof PushViolation ? error.toProblem() : error;
       }
     },
-    settle(operation, path, status, reservation) {
+    beforeSend(operation, path) {
+      return operation.action === "delete" ? index.versionOf(path) : undefined;
+    },
+    settle(operation, path, status, reservation, sentAt) {
       if (status === undefined || status >= 500) {
         // It may or may not have been stored: keep what was reserved, and read the store again.
         sync.resyncSoon();
@@ -79,7 +90,8 @@ export function createStore(
         if (stored) reservation?.commit();
         else reservation?.rollback();
       } else if (operation.action === "delete" && stored) {
-        index.deleteGroup(path);
+        // A push reserved after the DELETE was sent lands after it: keep it, and read the store.
+        if (!index.deleteGroup(path, sentAt ?? index.versionOf(path))) sync.resyncSoon();
       } else if (operation.action === "wipe" && stored) {
         index.clear();
       }
@@ -98,9 +110,10 @@ export function createStore(
         replicas: () => gateway.replicas(),
         close: () => gateway.close(),
         async request(request) {
+          const sentAt = request.method === "DELETE" ? index.versionOf(request.path) : undefined;
           const response = await gateway.request(request);
           if (request.method === "DELETE" && response.status >= 200 && response.status < 300) {
-            index.deleteGroup(request.path);
+            if (!index.deleteGroup(request.path, sentAt)) sync.resyncSoon();
           }
           return response;
         },

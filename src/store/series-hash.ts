@@ -14,9 +14,10 @@ export function seriesHash(family: string, pairs: ReadonlyArray<readonly [string
     a = (a << 13) | (a >>> 19);
     b = (b << 15) | (b >>> 17);
   };
+  // Length first: no value can spell another label set.
   const text = (value: string) => {
+    mix(value.length);
     for (let index = 0; index < value.length; index++) mix(value.charCodeAt(index));
-    mix(0xffff);
   };
   text(family);
   for (const [name, value] of pairs) {

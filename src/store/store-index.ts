@@ -72,8 +72,10 @@ export class StoreIndex {
   readonly #names = new Map<string, NameEntry>();
   readonly #series = new Map<number, string>();
   readonly #usage = new Map<string, TeamUsage>();
-  /** Counts changes, so every version a group gets is new (a group is rebuilt on every push). */
+  /** Counts changes, so every version a group gets is new (a group is rebuilt on most pushes). */
   #changes = 0;
+  /** The changes of pushes not settled yet. */
+  readonly #pending = new Set<() => unknown>();
   readonly #own: OwnFamilies;
   /** While a resync reads the store: every change since, to replay on top of what it read. */
   #journal: Array<() => void> | undefined;
@@ -115,7 +117,8 @@ export class StoreIndex {
       const entry = this.#names.get(name);
       if (entry) {
         for (const holder of entry.holders) {
-          if (!replaced(holder, name)) return { type: entry.type, holder: describe(holder, path) };
+          if (!replaced(holder, name))
+            return { type: entry.type, holder: this.#describe(holder, path, team) };
         }
       }
       const own = this.#own(name);
@@ -149,8 +152,8 @@ export class StoreIndex {
         if (holder !== undefined && holder !== path) {
           throw new PushViolation(
             "series-conflict",
-            `a series of "${family.name}" is already stored by ${describe(holder, path)} with the same labels (grouping labels included); one of the two must differ`,
-            { family: family.name, at: family.at, holder: describe(holder, path) },
+            `a series of "${family.name}" is already stored by ${this.#describe(holder, path, team)} with the same labels (grouping labels included); one of the two must differ`,
+            { family: family.name, at: family.at, holder: this.#describe(holder, path, team) },
           );
         }
       }
@@ -159,11 +162,18 @@ export class StoreIndex {
     const before = group ? { team: group.team, families: new Map(group.families) } : undefined;
     const apply = () => {
       const current = this.#groups.get(path);
-      // The group now counts against its pusher; a POST keeps the families others pushed.
-      const kept = method === "POST" && current ? [...current.families] : [];
-      this.#removeGroup(path);
-      const target = this.#addGroup(path, team ?? current?.team);
-      for (const [name, family] of kept) this.#addFamily(target, name, family);
+      const owner = team ?? current?.team;
+      let target: IndexedGroup;
+      if (method === "POST" && current && current.team === owner) {
+        // In place: a POST costs what it pushes, not what the group holds.
+        target = current;
+      } else {
+        // The group now counts against its pusher; a POST keeps the families others pushed.
+        const kept = method === "POST" && current ? [...current.families] : [];
+        this.#removeGroup(path);
+        target = this.#addGroup(path, owner);
+        for (const [name, family] of kept) this.#addFamily(target, name, family);
+      }
       for (const family of families) {
         this.#removeFamily(target, family.name);
         this.#addFamily(target, family.name, {
@@ -177,9 +187,14 @@ export class StoreIndex {
       return target.version;
     };
     const version = this.#record(apply);
+    // Until it settles, a resync's read may miss it: it is replayed on top of every read.
+    this.#pending.add(apply);
     return {
-      commit() {},
+      commit: () => {
+        this.#pending.delete(apply);
+      },
       rollback: () => {
+        this.#pending.delete(apply);
         if (this.#groups.get(path)?.version !== version) return;
         this.#record(() => {
           this.#removeGroup(path);
@@ -191,9 +206,19 @@ export class StoreIndex {
     };
   }
 
-  /** The Pushgateway deleted the group. */
-  deleteGroup(path: string): void {
+  /** The group's version now: a DELETE settles only against the state it was sent in. */
+  versionOf(path: string): number | undefined {
+    return this.#groups.get(path)?.version;
+  }
+
+  /**
+   * The Pushgateway deleted the group. With `ifVersion`, only if nothing was reserved for it since
+   * the DELETE was sent (a PUT queued behind the DELETE lands after it); false when it was not.
+   */
+  deleteGroup(path: string, ifVersion?: number): boolean {
+    if (ifVersion !== undefined && this.#groups.get(path)?.version !== ifVersion) return false;
     this.#record(() => this.#removeGroup(path));
+    return true;
   }
 
   /** The Pushgateway was wiped. */
@@ -230,6 +255,18 @@ export class StoreIndex {
       for (const [name, family] of families) this.#addFamily(group, name, family);
     }
     for (const change of journal) change();
+    for (const change of this.#pending) change();
+  }
+
+  /**
+   * Who holds a clashing family, as the pushing team may learn it: its own groups by path,
+   * another team's only by the team (its jobs and labels are not the pusher's to read).
+   */
+  #describe(holder: string, path: string, team: string | undefined): string {
+    if (holder === path) return "this group";
+    const owner = this.#groups.get(holder)?.team;
+    if (team !== undefined && owner === team) return `group ${holder}`;
+    return owner === undefined ? "another group" : `a group of team ${owner}`;
   }
 
   #record<T>(change: () => T): T {
@@ -326,8 +363,4 @@ function checkQuota(
       { limit: quota.series, actual: series },
     );
   }
-}
-
-function describe(holder: string, path: string): string {
-  return holder === path ? "this group" : `group ${holder}`;
 }

@@ -240,7 +240,9 @@ function checkMetric(
   }
   // Prometheus treats an empty value as no label, so `{a=""}` and `{}` are one series there.
   pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const key = pairs.map(([label, value]) => `${label}\u0000${value}`).join("\u0000");
+  // Length-prefixed parts: no label value can spell another label set.
+  let key = "";
+  for (const [label, value] of pairs) key += `${label.length}:${label}${value.length}:${value}`;
   if (seen.has(key)) {
     throw new PushViolation(
       "duplicate-series",
@@ -282,8 +284,8 @@ function checkComponents(
 
 function repeats(values: readonly number[] | undefined): boolean {
   if (values === undefined || values.length < 2) return false;
-  // Object.is: two NaN bounds are one series too.
-  return values.some((value, index) => values.findIndex((other) => Object.is(other, value)) !== index);
+  // A Set compares with SameValueZero: two NaN bounds repeat too (and 0 repeats -0: stricter).
+  return new Set(values).size !== values.length;
 }
 
 function checkLabelName(

@@ -217,3 +217,30 @@ describe("parseGoFloat", () => {
     },
   );
 });
+
+describe("parseText: hostile bodies stay cheap", () => {
+  // No timing asserted: with the backtracking regex this took about 20 s per 200,000 digits, and
+  // grows with the square, so 2,000,000 digits would run into the test's timeout.
+  it("parses a 2,000,000-digit value without backtracking", () => {
+    expect(ruleOf(`m ${"1".repeat(2_000_000)}x\n`)).toBe("syntax");
+    expect(ruleOf(`m ${"0".repeat(2_000_000)}\n`)).toBe("accepted");
+    // Beyond float64: an error in Go, not +Inf.
+    expect(ruleOf(`m ${"1".repeat(400)}\n`)).toBe("syntax");
+  });
+
+  it("decodes a value of a million escapes into one buffer", () => {
+    const push = parse(`m{a="${"\\\\".repeat(1_000_000)}"} 1\n`);
+    expect(push.families[0]?.metrics[0]?.labels[0]?.[1]).toBe("\\".repeat(1_000_000));
+    const help = parse(`# HELP m ${"\\n".repeat(1_000_000)}\nm 1\n`);
+    expect(help.families[0]?.help).toBe("\n".repeat(1_000_000));
+  });
+
+  it("keeps label sets apart that a separator character would have merged", () => {
+    const push = parse('# TYPE h histogram\nh_count{a="1ÿbÿ2"} 1\nh_count{a="1",b="2"} 1\n');
+    expect(push.families[0]?.metrics).toHaveLength(2);
+  });
+
+  it("upper-cases type names as Go does, one character at a time", () => {
+    expect(ruleOf("# TYPE x hiﬆogram\nx_count 1\n")).toBe("syntax");
+  });
+});

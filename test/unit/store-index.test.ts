@@ -195,4 +195,52 @@ describe("StoreIndex", () => {
       expect(index.usage().get("team-a")).toBeUndefined();
     });
   });
+
+  describe("what the hostile review found", () => {
+    it("keeps a reservation that is still in flight when a resync reads the store without it", () => {
+      const index = new StoreIndex();
+      const inFlight = index.reservePush(A, "PUT", [family("fresh", "counter")]);
+      index.beginResync();
+      index.load([]);
+      expect(ruleOf(() => index.reservePush(B, "PUT", [family("fresh", "gauge")]))).toBe("type-conflict");
+      inFlight.commit();
+      index.beginResync();
+      index.load([]);
+      expect(ruleOf(() => index.reservePush(B, "PUT", [family("fresh", "gauge")]))).toBe("accepted");
+    });
+
+    it("a DELETE settles only against the state it was sent in", () => {
+      const index = new StoreIndex();
+      index.reservePush(A, "PUT", [family("x", "counter")]);
+      const sentAt = index.versionOf(A);
+      index.reservePush(A, "PUT", [family("queued", "counter")]); // reserved after the DELETE was sent
+      expect(index.deleteGroup(A, sentAt)).toBe(false);
+      expect(ruleOf(() => index.reservePush(B, "PUT", [family("queued", "gauge")]))).toBe("type-conflict");
+      expect(index.deleteGroup(A, index.versionOf(A))).toBe(true);
+    });
+
+    it("names another team's group only by its team", () => {
+      const index = new StoreIndex();
+      index.reservePush(
+        "/metrics/job/team-b-billing/instance/db-prod-7",
+        "PUT",
+        [family("x", "counter")],
+        "team-b",
+      );
+      try {
+        index.reservePush(A, "PUT", [family("x", "gauge")], "team-a");
+        expect.unreachable();
+      } catch (error) {
+        expect((error as PushViolation).details.holder).toBe("a group of team team-b");
+      }
+      try {
+        index.reservePush(B, "PUT", [family("x", "gauge")], "team-b");
+        expect.unreachable();
+      } catch (error) {
+        expect((error as PushViolation).details.holder).toBe(
+          "group /metrics/job/team-b-billing/instance/db-prod-7",
+        );
+      }
+    });
+  });
 });
