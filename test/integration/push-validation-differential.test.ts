@@ -1,8 +1,7 @@
 import { writeFileSync } from "node:fs";
-import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer, type RawResponse, send } from "../support/http.js";
+import { type Answer, answerOf, bearer, send } from "../support/http.js";
 import { type Prometheus, startPrometheus } from "../support/prometheus.js";
 import { type GeneratedPush, protobufPush, textPush } from "../support/push-arbitraries.js";
 import {
@@ -18,7 +17,15 @@ import {
   STRICTER_CASES,
   VALIDATION_CODES,
 } from "../support/push-corpus.js";
-import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
+import {
+  type Pushgateway,
+  type StoredGroup,
+  settle,
+  snapshot,
+  startPushgateway,
+  storedGroups,
+  wipe,
+} from "../support/pushgateway.js";
 import {
   ADMIN_TOKEN,
   standardConfig,
@@ -55,7 +62,6 @@ const ORACLE_COUNT = 8;
 const BATCH_SIZE = 25;
 const GENERATED_PER_FORMAT = 150;
 const SEED = Number(process.env.PUSH_FUZZ_SEED ?? 20_261_207);
-const BARRIER_JOB = "pushguard_test_write_barrier";
 const BACKEND_LABEL = "differential_backend";
 const OWN_SERIES = new Set(["push_time_seconds", "push_failure_time_seconds"]);
 
@@ -69,26 +75,12 @@ interface Backend {
   readonly guard?: TestPushguard;
 }
 
-interface PushResult {
-  readonly status: number;
-  /** The problem+json `code`, when the answer is problem+json. */
-  readonly code: string | undefined;
-  readonly problemJson: boolean;
-  readonly text: string;
-}
-
-interface Group {
-  readonly labels?: unknown;
-  readonly last_push_successful?: unknown;
-  readonly [family: string]: unknown;
-}
-
 /** What a Pushgateway serves once the pushes are applied, and what Prometheus made of it. */
 interface Observed {
   readonly metricsStatus: number;
   readonly metricsText: string;
   readonly apiStatus: number;
-  readonly groups: readonly Group[];
+  readonly groups: readonly StoredGroup[];
   readonly scrape: ScrapeOutcome;
   /** Series Prometheus stored from that scrape, by job. */
   readonly stored: ReadonlyMap<string, number>;
@@ -218,7 +210,7 @@ afterAll(async () => {
 // Talking to the backends.
 // ---------------------------------------------------------------------------------------------
 
-async function pushTo(backend: Backend, format: PushFormat, push: CorpusPush): Promise<PushResult> {
+async function pushTo(backend: Backend, format: PushFormat, push: CorpusPush): Promise<Answer> {
   const headers: Record<string, string> = {};
   const contentType = contentTypeOf(format, push);
   if (contentType !== undefined) headers["content-type"] = contentType;
@@ -229,105 +221,12 @@ async function pushTo(backend: Backend, format: PushFormat, push: CorpusPush): P
     headers,
     body: push.body,
   });
-  return resultOf(response);
-}
-
-function resultOf(response: RawResponse): PushResult {
-  const problemJson = String(response.headers["content-type"] ?? "").startsWith("application/problem+json");
-  let code: string | undefined;
-  if (problemJson) {
-    try {
-      code = String(response.json().code);
-    } catch {
-      code = undefined;
-    }
-  }
-  return { status: response.status, code, problemJson, text: response.text };
-}
-
-// Reads go through `send` (a connection each): thousands of reads over one keep-alive connection
-// now and then met a connection the Pushgateway had just closed.
-// Status 0: the connection was closed without an answer (1.5.1 panics serving a summary or histogram
-// metric that carries no such value, which only --push.disable-consistency-check lets in).
-async function storedGroups(backend: Backend): Promise<{ status: number; groups: Group[] }> {
-  const response = await send(backend.gateway.url, "GET", "/api/v1/metrics").catch(() => undefined);
-  if (response === undefined) return { status: 0, groups: [] };
-  try {
-    return { status: response.status, groups: (JSON.parse(response.text) as { data: Group[] }).data ?? [] };
-  } catch {
-    return { status: response.status, groups: [] };
-  }
-}
-
-const isBarrier = (group: Group) =>
-  (group.labels as Record<string, unknown> | undefined)?.job === BARRIER_JOB;
-
-/** The stored groups (barrier excluded) in a stable order, to tell whether a push changed anything. */
-async function snapshot(backend: Backend): Promise<string> {
-  const { groups } = await storedGroups(backend);
-  return JSON.stringify(
-    groups
-      .filter((g) => !isBarrier(g))
-      .map((g) => JSON.stringify(g))
-      .sort(),
-  );
-}
-
-/** Wipes the Pushgateway and waits until the queued deletions are done. */
-async function wipe(backend: Backend): Promise<void> {
-  const response = await send(backend.gateway.url, "PUT", "/api/v1/admin/wipe");
-  if (response.status !== 202) throw new Error(`${backend.name}: wipe answered ${response.status}`);
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const { status, groups } = await storedGroups(backend);
-    if (status === 200 && groups.length === 0) return;
-    await sleep(5);
-  }
-  throw new Error(`${backend.name} still has groups after a wipe`);
-}
-
-let barrierMark = 0;
-
-/**
- * Returns once every write sent so far is applied. Without the consistency check the Pushgateway
- * answers 202 and applies writes in order from one queue, so a barrier group's new value being
- * visible means all earlier writes are done. (With the check, writes are applied before the answer.)
- * The value is looked up in `/api/v1/metrics`, or in `/metrics` when a stored push broke the API.
- */
-async function settle(backend: Backend): Promise<void> {
-  if (!backend.asyncWrites) return;
-  const mark = String(++barrierMark);
-  await send(backend.gateway.url, "PUT", `/metrics/job/${BARRIER_JOB}`, { body: `write_barrier ${mark}\n` });
-  const line = `write_barrier{instance="",job="${BARRIER_JOB}"} ${mark}`;
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const { status, groups } = await storedGroups(backend);
-    const barrier = groups.find(isBarrier) as
-      | { write_barrier?: { metrics?: Array<{ value?: string }> } }
-      | undefined;
-    if (barrier?.write_barrier?.metrics?.[0]?.value === mark) return;
-    if (status !== 200) {
-      const metrics = await send(backend.gateway.url, "GET", "/metrics").catch(() => undefined);
-      if (metrics?.text.split("\n").includes(line)) return;
-      // Neither answers: wait a little, and let the observation show what is broken.
-      if (metrics?.status !== 200 && attempt >= 40) return;
-    }
-    await sleep(5);
-  }
-  throw new Error(`${backend.name}: the write barrier was not applied`);
-}
-
-/**
- * The first scrape after `since`, or, when it failed, the one after it: on a loaded machine a
- * scrape can time out now and then (the timeout is the 200 ms interval), while what breaks a scrape
- * breaks every one.
- */
-async function healthyScrapeAfter(target: string, since: number): Promise<ScrapeOutcome> {
-  const first = await scrapes.scrapeAfter(target, since);
-  return first.up ? first : scrapes.scrapeAfter(target, first.at);
+  return answerOf(response);
 }
 
 /** `/metrics`, `/api/v1/metrics` and a scrape that started after every push, for each backend. */
 async function observe(backends: readonly Backend[]): Promise<Map<Backend, Observed>> {
-  await Promise.all(backends.map(settle));
+  await Promise.all(backends.map((backend) => settle(backend.gateway.url, backend.asyncWrites)));
   const since = Date.now();
   const served = await Promise.all(
     backends.map(async (backend) => {
@@ -335,7 +234,7 @@ async function observe(backends: readonly Backend[]): Promise<Map<Backend, Obser
         status: 0,
         text: "",
       };
-      const api = await storedGroups(backend);
+      const api = await storedGroups(backend.gateway.url);
       return {
         metricsStatus: metrics.status,
         metricsText: metrics.text,
@@ -344,7 +243,9 @@ async function observe(backends: readonly Backend[]): Promise<Map<Backend, Obser
       };
     }),
   );
-  const scraped = await Promise.all(backends.map((backend) => healthyScrapeAfter(backend.target, since)));
+  const scraped = await Promise.all(
+    backends.map((backend) => scrapes.healthyScrapeAfter(backend.target, since)),
+  );
   const stored = await Promise.all(
     backends.map((backend, i) =>
       scrapes.countBy(
@@ -463,7 +364,7 @@ function servesAll(observed: Observed): boolean {
 function expectedNames(
   format: PushFormat,
   pushes: readonly CorpusPush[],
-  results: readonly PushResult[],
+  results: readonly Answer[],
 ): string[][] {
   const byPath = new Map<string, string[][]>();
   pushes.forEach((push, i) => {
@@ -474,11 +375,11 @@ function expectedNames(
   return [...byPath.values()].flat();
 }
 
-const describeResult = (r: PushResult | undefined) =>
+const describeResult = (r: Answer | undefined) =>
   r === undefined ? "no answer" : `${r.status}${r.code ? ` ${r.code}` : ""} ${firstLine(r.text)}`.trim();
 
 /** The refusal rules for one push pushguard refused: problem+json, a known code, nothing stored. */
-function refusalProblems(result: PushResult, changedUpstream: boolean): string[] {
+function refusalProblems(result: Answer, changedUpstream: boolean): string[] {
   const problems: string[] = [];
   if (!result.problemJson) problems.push(`refused without problem+json (${describeResult(result)})`);
   else if (!(VALIDATION_CODES as readonly string[]).includes(result.code ?? "")) {
@@ -494,7 +395,7 @@ function refusalProblems(result: PushResult, changedUpstream: boolean): string[]
 // ---------------------------------------------------------------------------------------------
 
 interface BackendRun {
-  readonly results: PushResult[];
+  readonly results: Answer[];
   /** For each push pushguard refused: whether the Pushgateway's groups changed anyway. */
   readonly changed: boolean[];
 }
@@ -504,15 +405,15 @@ async function runPushes(
   format: PushFormat,
   pushes: readonly CorpusPush[],
 ): Promise<BackendRun> {
-  const results: PushResult[] = [];
+  const results: Answer[] = [];
   const changed: boolean[] = [];
   for (const push of pushes) {
-    const before = backend.guard ? await snapshot(backend) : "";
+    const before = backend.guard ? await snapshot(backend.gateway.url) : "";
     const result = await pushTo(backend, format, push);
     results.push(result);
     if (backend.guard && !is2xx(result.status)) {
-      await settle(backend);
-      changed.push((await snapshot(backend)) !== before);
+      await settle(backend.gateway.url, backend.asyncWrites);
+      changed.push((await snapshot(backend.gateway.url)) !== before);
     } else {
       changed.push(false);
     }
@@ -573,7 +474,7 @@ describe("push validation agrees with the real Pushgateway and Prometheus", () =
   async function runCase(lane: Lane, c: PushCase): Promise<string[]> {
     const { direct, guardedNoCheck } = lane;
     const main = backendsOf(lane);
-    await Promise.all(main.map(wipe));
+    await Promise.all(main.map((backend) => wipe(backend.gateway.url)));
     const runs = new Map<Backend, BackendRun>();
     await Promise.all(
       main.map(async (backend) => runs.set(backend, await runPushes(backend, c.format, c.pushes))),
@@ -689,13 +590,13 @@ describe("push validation agrees with the real Pushgateway and Prometheus", () =
     for (let from = 0; from < items.length; from += oracles.length) {
       const round = items.slice(from, from + oracles.length);
       const pool = oracles.slice(0, round.length);
-      await Promise.all(pool.map(wipe));
+      await Promise.all(pool.map((backend) => wipe(backend.gateway.url)));
       const results = await Promise.all(
         round.map((item, i) => pushTo(pool[i] as Backend, format, item.push)),
       );
       const observed = await observe(pool);
       round.forEach((item, i) => {
-        const result = results[i] as PushResult;
+        const result = results[i] as Answer;
         verdicts.set(
           item.index,
           is2xx(result.status)
@@ -724,18 +625,18 @@ describe("push validation agrees with the real Pushgateway and Prometheus", () =
   ): Promise<string[]> {
     const { direct, guarded } = lane;
     const main = backendsOf(lane);
-    await Promise.all(main.map(wipe));
-    const results = new Map<Backend, PushResult[]>();
+    await Promise.all(main.map((backend) => wipe(backend.gateway.url)));
+    const results = new Map<Backend, Answer[]>();
     await Promise.all(
       main.map(async (backend) => {
-        const answers: PushResult[] = [];
+        const answers: Answer[] = [];
         for (const item of items) answers.push(await pushTo(backend, format, item.push));
         results.set(backend, answers);
       }),
     );
     const observed = await observe(main);
     const expectationOf = (item: Generated) => generatedExpectation(format, item);
-    const directResults = results.get(direct) as PushResult[];
+    const directResults = results.get(direct) as Answer[];
     const directObserved = observed.get(direct) as Observed;
     const acceptedByDirect = items.filter((_, i) => is2xx(directResults[i]?.status ?? 0));
     // Pushes of one batch never meet (own jobs, own names), so each stands or falls alone, unless
@@ -748,11 +649,11 @@ describe("push validation agrees with the real Pushgateway and Prometheus", () =
     tally.directAccepted += acceptedByDirect.length;
     tally.directRefused += items.length - acceptedByDirect.length;
     tally.directBroken += [...directVerdicts.values()].filter((problems) => problems.length > 0).length;
-    tally.pushguardAccepted += (results.get(guarded) as PushResult[]).filter((r) => is2xx(r.status)).length;
+    tally.pushguardAccepted += (results.get(guarded) as Answer[]).filter((r) => is2xx(r.status)).length;
 
     const failures: string[] = [];
     for (const backend of guardedOf(lane)) {
-      const answers = results.get(backend) as PushResult[];
+      const answers = results.get(backend) as Answer[];
       const seen = observed.get(backend) as Observed;
       const storedJobs = new Set(
         seen.groups
@@ -771,8 +672,8 @@ describe("push validation agrees with the real Pushgateway and Prometheus", () =
         );
       }
       items.forEach((item, i) => {
-        const answer = answers[i] as PushResult;
-        const upstream = directResults[i] as PushResult;
+        const answer = answers[i] as Answer;
+        const upstream = directResults[i] as Answer;
         const fail = (message: string) =>
           failures.push(`${backend.name}: ${describeGenerated(item)}: ${message}`);
         if (is2xx(answer.status)) {

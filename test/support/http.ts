@@ -41,3 +41,28 @@ export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 export const basic = (user: string, password: string) => ({
   authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`,
 });
+
+/** An answer as the differential suites judge it: its status, and its problem when it is one. */
+export interface Answer {
+  readonly status: number;
+  readonly problemJson: boolean;
+  /** The problem+json body (`code`, `rule`, `holder`, ...), when it is one and parses. */
+  readonly problem: Record<string, unknown> | undefined;
+  /** The problem's `code`. */
+  readonly code: string | undefined;
+  readonly text: string;
+}
+
+export function answerOf(response: RawResponse): Answer {
+  const problemJson = String(response.headers["content-type"] ?? "").startsWith("application/problem+json");
+  let problem: Record<string, unknown> | undefined;
+  if (problemJson) {
+    try {
+      problem = response.json();
+    } catch {
+      problem = undefined;
+    }
+  }
+  const code = problem?.code === undefined ? undefined : String(problem.code);
+  return { status: response.status, problemJson, problem, code, text: response.text };
+}

@@ -6,6 +6,14 @@ import {
   type ProtoMetric,
   type PushFormat,
 } from "./push-corpus.js";
+import {
+  type FamilyType,
+  type GroupKey,
+  type ModelFamily,
+  type StoreWrite,
+  storedLabels,
+  suffixClash,
+} from "./store-model.js";
 
 /**
  * Generated pushes for the differential suite. Each is built from valid pieces of a small grammar
@@ -411,3 +419,260 @@ export const protobufPush: fc.Arbitrary<GeneratedPush> = fc
       };
     },
   }));
+
+// ---------------------------------------------------------------------------------------------
+// Sequences of writes across groups and teams.
+// ---------------------------------------------------------------------------------------------
+
+/** Who sends a write, as named in `standardConfig`: team-a (team-a-*), team-b (team-b-*), admins (*). */
+export type SequenceActor = "team-a" | "team-b" | "admin";
+
+/** One write of a generated sequence: valid on its own, and authorized for its actor. */
+export interface SequenceStep {
+  readonly actor: SequenceActor;
+  readonly write: StoreWrite;
+  readonly format: PushFormat;
+  /** How the path spells the grouping key (the same group either way). */
+  readonly spelling: { readonly reversed: boolean; readonly base64: boolean };
+}
+
+/** Jobs shared by the pool, with who may write each (mostly its own team, now and then an admin). */
+const SEQUENCE_JOBS: ReadonlyArray<readonly [number, string, fc.Arbitrary<SequenceActor>]> = [
+  [3, "team-a-x", weighted<SequenceActor>([4, "team-a"], [1, "admin"])],
+  [1, "team-a-y", weighted<SequenceActor>([4, "team-a"], [1, "admin"])],
+  [2, "team-b-x", weighted<SequenceActor>([4, "team-b"], [1, "admin"])],
+  [1, "ops-z", fc.constant<SequenceActor>("admin")],
+];
+
+/** Grouping labels beside the job: `instance` mostly, so bodies' `instance` labels meet keys. */
+const sequenceKeyLabels = weighted<Readonly<Record<string, string>>>(
+  [4, {}],
+  [4, { instance: "i1" }],
+  [1, { instance: "i2" }],
+  [1, { x: "v" }],
+  [1, { instance: "i1", x: "v" }],
+);
+
+/**
+ * Family names and the type each mostly has: `m` a histogram beside `m_count` and `m_bucket`
+ * (suffix clashes), `s` a summary beside `s_sum` (a clash) and `s_bucket` (none: a summary has no
+ * buckets), `n` a gauge; now and then a name comes with another type (type clashes).
+ */
+const SEQUENCE_NAMES: ReadonlyArray<readonly [number, string, FamilyType]> = [
+  [3, "m", "histogram"],
+  [1, "m_count", "counter"],
+  [1, "m_bucket", "gauge"],
+  [2, "s", "summary"],
+  [1, "s_sum", "counter"],
+  [1, "s_bucket", "untyped"],
+  [8, "n", "gauge"],
+];
+const FAMILY_TYPES: readonly FamilyType[] = ["counter", "gauge", "untyped", "histogram", "summary"];
+
+/** Mostly one label at most, `instance="i1"` first: what makes series of two groups one. */
+const sequenceLabels = fc
+  .uniqueArray(
+    weighted<readonly [string, string]>(
+      [6, ["instance", "i1"]],
+      [2, ["instance", "i2"]],
+      [1, ["instance", ""]],
+      [2, ["x", "v"]],
+      [1, ["x", "w"]],
+      [1, ["y", "1"]],
+      [2, ["y", ""]],
+    ),
+    { selector: ([name]) => name, maxLength: 2, depthIdentifier: "labels" },
+  )
+  .chain((labels) => weighted([2, labels.slice(0, 1)], [1, labels]));
+
+const sequenceMetric = fc.record({
+  labels: sequenceLabels,
+  buckets: fc.subarray([0.5, 1]),
+  quantiles: fc.subarray([0.5, 0.9], { minLength: 1 }),
+});
+
+const sequenceFamily = fc
+  .oneof(
+    ...SEQUENCE_NAMES.map(([weight, name, type]) => ({
+      weight,
+      arbitrary: fc.constant([name, type] as const),
+    })),
+  )
+  .chain(([name, usual]) =>
+    fc.record({
+      name: fc.constant(name),
+      type: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(usual) },
+        { weight: 1, arbitrary: fc.constantFrom(...FAMILY_TYPES) },
+      ),
+      help: weighted<string | undefined>([2, undefined], [2, "One help."], [1, "Another help."]),
+      metrics: fc.array(sequenceMetric, { minLength: 1, maxLength: 3 }),
+    }),
+  );
+
+/** A family as drawn: every metric with buckets and quantiles, whatever the type says. */
+type DrawnFamily = typeof sequenceFamily extends fc.Arbitrary<infer T> ? T : never;
+
+/**
+ * What makes the push valid on its own (pushguard's per-push rules, docs/validation.md): each name
+ * once, no histogram or summary beside a family named like its series, no series twice once the
+ * grouping labels overwrite the body's and empty values are dropped. The rest of a family stays.
+ */
+function validAlone(key: GroupKey, families: ReadonlyArray<ModelFamily>): ModelFamily[] {
+  const kept: ModelFamily[] = [];
+  for (const family of families) {
+    const clashes = kept.some(
+      (other) => other.name === family.name || suffixClash(other, family) || suffixClash(family, other),
+    );
+    if (clashes) continue;
+    const seen = new Set<string>();
+    const metrics = family.metrics.filter((metric) => {
+      const id = JSON.stringify(storedLabels(metric, key).filter(([, value]) => value !== ""));
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+    const typed: ModelFamily = {
+      name: family.name,
+      type: family.type,
+      ...(family.help !== undefined ? { help: family.help } : {}),
+      metrics: metrics.map((metric) => ({
+        labels: metric.labels,
+        ...(family.type === "histogram" ? { buckets: metric.buckets } : {}),
+        ...(family.type === "summary" ? { quantiles: metric.quantiles } : {}),
+      })),
+    };
+    kept.push(typed);
+  }
+  return kept;
+}
+
+/** Who writes to which group: the first thing a step draws, and what a step may take over. */
+interface SequenceTarget {
+  readonly actor: SequenceActor;
+  readonly key: GroupKey;
+}
+
+const sequenceTarget: fc.Arbitrary<SequenceTarget> = weighted(
+  ...SEQUENCE_JOBS.map(([weight, job, actor]) => [weight, [job, actor]] as const),
+).chain(([job, actor]) =>
+  fc.record({ actor, key: sequenceKeyLabels.map((labels): GroupKey => ({ job, labels })) }),
+);
+
+const sequenceStepSpec = fc.record({
+  target: sequenceTarget,
+  /**
+   * Write the previous step's families to its group again (as a job re-pushing its group), or
+   * write to another group of its job (as another instance of it: the groups whose series can be
+   * one).
+   */
+  follow: weighted<"no" | "same group" | "same job">([2, "no"], [2, "same group"], [3, "same job"]),
+  /** When re-pushing: the type the first family now has (as after a release that changed it). */
+  retype: fc.option(fc.constantFrom(...FAMILY_TYPES), { freq: 3 }),
+  method: weighted<"PUT" | "POST" | "DELETE">([4, "PUT"], [3, "POST"], [1, "DELETE"]),
+  families: fc.array(sequenceFamily, { minLength: 1, maxLength: 2 }),
+  format: weighted<PushFormat>([1, "text"], [1, "protobuf"]),
+  spelling: fc.record({ reversed: fc.boolean(), base64: weighted([3, false], [1, true]) }),
+});
+
+/**
+ * Sequences of PUT, POST and DELETE by several teams over a small shared pool of jobs, grouping
+ * keys (`instance` among them), family names and types, so that writes valid on their own clash
+ * across groups: a name with two types, a histogram beside `m_count`, one series stored by two
+ * groups (`{job=a}` pushing `m{instance="i1"}` and `{job=a,instance=i1}` pushing `m`). Some steps
+ * write the group the step before wrote, so families are also replaced in place (by PUT, or POST
+ * with the same name), now and then by another type; some write another group of its job. Unlike
+ * the pushes above, the steps of a sequence are meant to meet.
+ */
+export const storeSequence: fc.Arbitrary<SequenceStep[]> = fc
+  .array(sequenceStepSpec, { minLength: 12, maxLength: 28 })
+  .map((specs) => {
+    let previous: (SequenceTarget & { families: readonly DrawnFamily[] }) | undefined;
+    return specs.map((spec): SequenceStep => {
+      const { follow, method, format, spelling } = spec;
+      let { actor, key } = spec.target;
+      let families: readonly DrawnFamily[] = spec.families;
+      if (previous !== undefined && follow === "same group") {
+        ({ actor, key } = previous);
+        const [first, ...rest] = previous.families;
+        if (first !== undefined) families = [{ ...first, type: spec.retype ?? first.type }, ...rest];
+      } else if (previous !== undefined && follow === "same job") {
+        ({ actor } = previous);
+        key = { job: previous.key.job, labels: key.labels };
+      }
+      previous = { actor, key, families };
+      const write: StoreWrite =
+        method === "DELETE" ? { method, key } : { method, key, families: validAlone(key, families) };
+      return { actor, write, format, spelling };
+    });
+  });
+
+/** The push path of a write, spelled as the step says. */
+export function sequencePath(step: Pick<SequenceStep, "write" | "spelling">): string {
+  const { key } = step.write;
+  const segment = (name: string, value: string) =>
+    step.spelling.base64 ? `${name}@base64/${Buffer.from(value).toString("base64url")}` : `${name}/${value}`;
+  const labels = Object.entries(key.labels).map(([name, value]) => segment(name, value));
+  if (step.spelling.reversed) labels.reverse();
+  return [`/metrics/${segment("job", key.job)}`, ...labels].join("/");
+}
+
+/** The body of a PUT or POST in the given format. */
+export function renderFamilies(format: PushFormat, families: readonly ModelFamily[]): Buffer {
+  return format === "text" ? Buffer.from(textOf(families)) : encodeDelimited(families.map(protoOf));
+}
+
+function textOf(families: readonly ModelFamily[]): string {
+  const lines: string[] = [];
+  for (const { name, type, help, metrics } of families) {
+    if (help !== undefined) lines.push(`# HELP ${name} ${help}`);
+    lines.push(`# TYPE ${name} ${type}`);
+    for (const metric of metrics) {
+      const sample = (suffix: string, value: number, extra?: readonly [string, string]) => {
+        const pairs = [...metric.labels, ...(extra ? [extra] : [])].map(([n, v]) => `${n}="${v}"`);
+        lines.push(`${name}${suffix}${pairs.length > 0 ? `{${pairs.join(",")}}` : ""} ${value}`);
+      };
+      if (type === "histogram") {
+        const bounds = metric.buckets ?? [];
+        bounds.forEach((bound, i) => {
+          sample("_bucket", i + 1, ["le", String(bound)]);
+        });
+        sample("_bucket", bounds.length + 1, ["le", "+Inf"]);
+        sample("_sum", 4);
+        sample("_count", bounds.length + 1);
+      } else if (type === "summary") {
+        for (const quantile of metric.quantiles ?? []) sample("", 1, ["quantile", String(quantile)]);
+        sample("_sum", 4);
+        sample("_count", 3);
+      } else {
+        sample("", 1);
+      }
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function protoOf({ name, type, help, metrics }: ModelFamily): ProtoFamily {
+  return {
+    name,
+    ...(help !== undefined ? { help } : {}),
+    type: type.toUpperCase() as ProtoFamily["type"],
+    metrics: metrics.map((metric): ProtoMetric => {
+      const labels = metric.labels;
+      if (type === "histogram") {
+        const bounds = [...(metric.buckets ?? []), Number.POSITIVE_INFINITY];
+        return {
+          labels,
+          histogram: { count: bounds.length, sum: 4, buckets: bounds.map((bound, i) => [bound, i + 1]) },
+        };
+      }
+      if (type === "summary") {
+        return {
+          labels,
+          summary: { count: 3, sum: 4, quantiles: (metric.quantiles ?? []).map((q) => [q, 1]) },
+        };
+      }
+      return { labels, [type]: 1 };
+    }),
+  };
+}

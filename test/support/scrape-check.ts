@@ -20,6 +20,12 @@ export interface ScrapeCheck {
    */
   scrapeAfter(target: string, since: number, timeoutMs?: number): Promise<ScrapeOutcome>;
   /**
+   * The first scrape after `since`, or, when it failed, the one after it: on a loaded machine a
+   * scrape can time out now and then (with a short interval, so is the timeout), while what
+   * breaks a scrape breaks every one.
+   */
+  healthyScrapeAfter(target: string, since: number): Promise<ScrapeOutcome>;
+  /**
    * The series matching `selector` in the TSDB at `at` (ms), counted by the values of `by` — the
    * series one scrape at `at` stored (those it no longer had are stale from that instant on).
    */
@@ -50,41 +56,45 @@ export function scrapeCheck(prometheus: Prometheus): ScrapeCheck {
     return data.activeTargets.find((t) => t.labels.instance === target)?.lastError ?? "(target not found)";
   }
 
-  return {
-    async scrapeAfter(target, since, timeoutMs = 10_000) {
-      // Prometheus may align a scrape's timestamp to its schedule by up to a few ms either way.
-      const after = since + 10;
-      const deadline = Date.now() + timeoutMs;
-      const selector = `{__name__=~"up|scrape_samples_scraped",instance=${JSON.stringify(target)}}[30s]`;
-      while (Date.now() < deadline) {
-        const series = await api<{
-          resultType: string;
-          result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }>;
-        }>("/api/v1/query", { query: selector });
-        const byName = new Map(
-          series.result.map((s) => [
-            s.metric.__name__,
-            new Map(s.values.map(([t, v]) => [Math.round(t * 1000), v])),
-          ]),
-        );
-        const up = byName.get("up");
-        const samples = byName.get("scrape_samples_scraped");
-        const at = [...(up?.keys() ?? [])]
-          .filter((t) => t > after && samples?.has(t))
-          .sort((a, b) => a - b)[0];
-        if (at !== undefined) {
-          return {
-            at,
-            up: up?.get(at) === "1",
-            samples: Number(samples?.get(at)),
-            error: await lastError(target),
-          };
-        }
-        await sleep(40);
-      }
-      throw new Error(
-        `no scrape of ${target} started after ${new Date(since).toISOString()} within ${timeoutMs} ms`,
+  async function scrapeAfter(target: string, since: number, timeoutMs = 10_000): Promise<ScrapeOutcome> {
+    // Prometheus may align a scrape's timestamp to its schedule by up to a few ms either way.
+    const after = since + 10;
+    const deadline = Date.now() + timeoutMs;
+    const selector = `{__name__=~"up|scrape_samples_scraped",instance=${JSON.stringify(target)}}[30s]`;
+    while (Date.now() < deadline) {
+      const series = await api<{
+        resultType: string;
+        result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }>;
+      }>("/api/v1/query", { query: selector });
+      const byName = new Map(
+        series.result.map((s) => [
+          s.metric.__name__,
+          new Map(s.values.map(([t, v]) => [Math.round(t * 1000), v])),
+        ]),
       );
+      const up = byName.get("up");
+      const samples = byName.get("scrape_samples_scraped");
+      const at = [...(up?.keys() ?? [])].filter((t) => t > after && samples?.has(t)).sort((a, b) => a - b)[0];
+      if (at !== undefined) {
+        return {
+          at,
+          up: up?.get(at) === "1",
+          samples: Number(samples?.get(at)),
+          error: await lastError(target),
+        };
+      }
+      await sleep(40);
+    }
+    throw new Error(
+      `no scrape of ${target} started after ${new Date(since).toISOString()} within ${timeoutMs} ms`,
+    );
+  }
+
+  return {
+    scrapeAfter,
+    async healthyScrapeAfter(target, since) {
+      const first = await scrapeAfter(target, since);
+      return first.up ? first : scrapeAfter(target, first.at);
     },
 
     async countBy(selector, by, at) {
