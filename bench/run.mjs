@@ -12,6 +12,11 @@
 // over 700 groups) at each, at 1 and 32 connections. It also measures 401 rejections (a wrong
 // token) against pushes, pushguard's RSS after load, and RSS after a soak with 10k distinct
 // identities pushing 10k distinct jobs. Everything listens on 127.0.0.1 only.
+//
+// Validation cost: against one more Pushgateway (check off, so its own per-push cost is small),
+// two pushguards differing only in `validation.enabled` take the same small-push mix and a
+// 1,000-series text push (bench/push-1000.lua), at 1 and 32 connections, measured in the order
+// on, off, off, on (half the duration each) so drift on the shared cores falls on both alike.
 import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
@@ -25,6 +30,7 @@ import {
 } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatSummary, summarize } from "./cpuprofile-summary.mjs";
@@ -32,6 +38,7 @@ import { cpuSeconds, cpuTimes, freePort, memory, run, start, waitForHttp } from 
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LUA = join(ROOT, "bench", "push.lua");
+const LUA_1000 = join(ROOT, "bench", "push-1000.lua");
 const MAIN = join(ROOT, "dist", "main.js");
 const BIN = {
   pushgateway: process.env.PUSHGATEWAY_BINARY ?? "/usr/bin/prometheus-pushgateway",
@@ -42,6 +49,7 @@ const BIN = {
 const GROUPS = 700;
 const SOAK_IDENTITIES = 10_000;
 const FILLER_TEAMS = 49;
+const BATCH_GROUPS = 20; // groups the 1,000-series push is spread over
 const HIGH = 1_000_000; // rate-limit rate and burst: far above anything a 2-core machine can send
 
 const { values: options } = parseArgs({
@@ -126,7 +134,7 @@ function rateLimitSupported() {
   return existsSync(schema) && readFileSync(schema, "utf8").includes("rateLimit");
 }
 
-function benchConfig(upstream, api, metrics) {
+function benchConfig(upstream, api, metrics, { validation = true } = {}) {
   const identities = [`    - { name: bench-ci, sha256: ${sha256(TOKEN)} }`];
   const teams = [];
   for (let i = 0; i < FILLER_TEAMS; i++) {
@@ -145,6 +153,7 @@ ${identities.join("\n")}
 teams:
 ${teams.join("\n")}
 ${rateLimitYaml(["{ scope: identity, rate: RATE, burst: RATE }", "{ scope: team, team: bench, rate: RATE, burst: RATE }"])}
+validation: { enabled: ${validation} }
 log: { level: info }
 `;
 }
@@ -268,10 +277,10 @@ http {
 // ---------------------------------------------------------------------------------------------
 // Load
 
-async function wrk(url, { connections, seconds, env = {} }) {
+async function wrk(url, { connections, seconds, env = {}, script = LUA }) {
   const result = await run(
     BIN.wrk,
-    ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", LUA, url],
+    ["-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "10s", "-s", script, url],
     { env: { ...process.env, BENCH_GROUPS: String(GROUPS), BENCH_AUTH: "", BENCH_PATHS: "groups", ...env } },
   );
   const line = /^BENCH_JSON (.*)$/m.exec(result.stdout)?.[1];
@@ -281,6 +290,7 @@ async function wrk(url, { connections, seconds, env = {} }) {
   const errors = raw.errors;
   return {
     requests: raw.requests,
+    duration_s: raw.duration_us / 1e6,
     rps: raw.requests / (raw.duration_us / 1e6),
     p50_ms: raw.latency_us.p50 / 1000,
     p90_ms: raw.latency_us.p90 / 1000,
@@ -295,50 +305,89 @@ const results = [];
 const latencyRepeats = [];
 
 /** The proxy's CPU per request, and the share of it spent in the kernel (loopback TCP is costly). */
-function proxyCpu(before, after, perRequest) {
-  if (!before || !after) return { proxy_cpu_us_per_req: null, proxy_cpu_sys_pct: null };
-  const user = after.user - before.user;
-  const sys = after.sys - before.sys;
+function proxyCpu(spent, perRequest) {
+  if (!spent) return { proxy_cpu_us_per_req: null, proxy_cpu_sys_pct: null };
+  const { user, sys } = spent;
   return {
     proxy_cpu_us_per_req: perRequest(user + sys),
     proxy_cpu_sys_pct: user + sys > 0 ? Math.round((100 * sys) / (user + sys)) : null,
   };
 }
 
-/** Warm up, then measure one target; CPU time of the proxy and the Pushgateway per request too. */
-async function measure({
-  mode,
-  target,
+/** One measured wrk run against a target, with the CPU time the proxy and the Pushgateway spent. */
+async function sample({
   url,
   auth,
   connections,
+  seconds = DURATION,
   proxyPid,
   proxyChildren = false,
   upstreamPid,
-  kind = "push",
+  script,
+  env = {},
 }) {
-  const env = { BENCH_AUTH: auth };
-  if (WARMUP > 0) await wrk(url, { connections, seconds: WARMUP, env });
-  const proxyBefore = proxyPid ? cpuTimes(proxyPid, { children: proxyChildren }) : undefined;
+  const proxyTimes = () => (proxyPid ? cpuTimes(proxyPid, { children: proxyChildren }) : undefined);
+  const proxyBefore = proxyTimes();
   const upstreamBefore = cpuSeconds(upstreamPid);
-  const measured = await wrk(url, { connections, seconds: DURATION, env });
-  const perRequest = (seconds) => Math.round((seconds * 1e6) / Math.max(1, measured.requests));
+  const measured = await wrk(url, { connections, seconds, env: { ...env, BENCH_AUTH: auth }, script });
+  const proxyAfter = proxyTimes();
+  return {
+    ...measured,
+    proxyCpu: proxyBefore && {
+      user: proxyAfter.user - proxyBefore.user,
+      sys: proxyAfter.sys - proxyBefore.sys,
+    },
+    upstreamCpu: cpuSeconds(upstreamPid) - upstreamBefore,
+  };
+}
+
+/**
+ * Records one cell of the table from samples of the same target under the same load: counts and
+ * CPU summed, latency percentiles averaged weighted by requests (exact for a single sample).
+ */
+function record({ mode, target, kind = "push", connections }, samples) {
+  const sum = (field) => samples.reduce((total, one) => total + one[field], 0);
+  const requests = sum("requests");
+  const weighted = (field) => samples.reduce((total, one) => total + one[field] * one.requests, 0) / requests;
+  const perRequest = (seconds) => Math.round((seconds * 1e6) / Math.max(1, requests));
+  const proxySpent = samples.every((one) => one.proxyCpu) && {
+    user: samples.reduce((total, one) => total + one.proxyCpu.user, 0),
+    sys: samples.reduce((total, one) => total + one.proxyCpu.sys, 0),
+  };
   const result = {
     mode,
     target,
     kind,
     connections,
-    ...measured,
-    ...proxyCpu(proxyBefore, proxyPid && cpuTimes(proxyPid, { children: proxyChildren }), perRequest),
-    upstream_cpu_us_per_req: perRequest(cpuSeconds(upstreamPid) - upstreamBefore),
+    requests,
+    rps: requests / sum("duration_s"),
+    p50_ms: weighted("p50_ms"),
+    p90_ms: weighted("p90_ms"),
+    p99_ms: weighted("p99_ms"),
+    max_ms: Math.max(...samples.map((one) => one.max_ms)),
+    non2xx: sum("non2xx"),
+    socket_errors: sum("socket_errors"),
+    ...(samples.length > 1 ? { samples: samples.length } : {}),
+    ...proxyCpu(proxySpent, perRequest),
+    upstream_cpu_us_per_req: perRequest(sum("upstreamCpu")),
   };
   results.push(result);
   log(
-    `${mode.padEnd(7)} ${target.padEnd(14)} ${kind.padEnd(4)} c=${String(connections).padEnd(2)} ` +
+    `${mode.padEnd(7)} ${target.padEnd(26)} ${kind.padEnd(9)} c=${String(connections).padEnd(2)} ` +
       `${result.rps.toFixed(0).padStart(6)} req/s  p50 ${result.p50_ms.toFixed(2)} ms  p99 ${result.p99_ms.toFixed(2)} ms` +
       (result.non2xx ? `  non-2xx ${result.non2xx}` : ""),
   );
   return result;
+}
+
+async function warmUp({ url, connections, auth, script, env = {} }) {
+  if (WARMUP > 0) await wrk(url, { connections, seconds: WARMUP, env: { ...env, BENCH_AUTH: auth }, script });
+}
+
+/** Warm up, then measure one target; CPU time of the proxy and the Pushgateway per request too. */
+async function measure({ mode, target, kind, ...load }) {
+  await warmUp(load);
+  return record({ mode, target, kind, connections: load.connections }, [await sample(load)]);
 }
 
 async function requestsByCode(metricsUrl, code) {
@@ -450,22 +499,22 @@ const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
  * written on exit) and summarizes self time over the measured window only (start-up and warm-up
  * left out: V8's profile clock is CLOCK_MONOTONIC, like process.hrtime here).
  */
-async function profileRun(name, pushgateway, auth) {
+async function profileRun(name, pushgateway, auth, { script, env: scriptEnv = {}, validation = true } = {}) {
   const dir = resolve(options.profile);
   mkdirSync(dir, { recursive: true });
   const existing = new Set(readdirSync(dir));
   log(`profiling pushguard (--cpu-prof), ${name}, c=32 for ${DURATION} s into ${dir}`);
   const profiled = await startPushguard(
     `pushguard-profiled-${name}`,
-    (api, metrics) => benchConfig(pushgateway.url, api, metrics),
+    (api, metrics) => benchConfig(pushgateway.url, api, metrics, { validation }),
     {
       nodeArgs: [...BIN_NODE_ARGS, "--cpu-prof", "--cpu-prof-dir", dir],
     },
   );
-  const env = { BENCH_AUTH: auth };
-  await wrk(profiled.url, { connections: 32, seconds: WARMUP, env });
+  const env = { ...scriptEnv, BENCH_AUTH: auth };
+  await wrk(profiled.url, { connections: 32, seconds: WARMUP, env, script });
   const from = monotonicMicros();
-  const load = await wrk(profiled.url, { connections: 32, seconds: DURATION, env });
+  const load = await wrk(profiled.url, { connections: 32, seconds: DURATION, env, script });
   const to = monotonicMicros();
   await profiled.proc.stop(15_000);
   const file = readdirSync(dir).find((entry) => entry.endsWith(".cpuprofile") && !existing.has(entry));
@@ -537,6 +586,136 @@ async function soak() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Validation cost
+
+/**
+ * The 1,000-series push: 10 gauge families with HELP and TYPE, 100 series each (labels stage and
+ * shard), ~66 KB; what a batch job reporting per-partition results sends.
+ */
+function batchBody() {
+  const lines = [];
+  for (let family = 1; family <= 10; family++) {
+    const name = `bench_batch_partition_rows_${family}`;
+    lines.push(`# HELP ${name} Rows handled per stage and shard.`, `# TYPE ${name} gauge`);
+    for (const stage of ["extract", "transform", "load", "verify"]) {
+      for (let shard = 0; shard < 25; shard++) {
+        lines.push(`${name}{stage="${stage}",shard="${shard}"} ${family * 100_000 + shard * 37}.5`);
+      }
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const BATCH_BODY = batchBody();
+const BATCH_SERIES = (BATCH_BODY.match(/^[^#]/gm) ?? []).length;
+const batchAccepted = {};
+
+/** PUTs the 1,000-series body to every batch group; each must be accepted (200 or 202). */
+async function pushBatch(url, auth) {
+  const statuses = new Set();
+  for (let i = 0; i < BATCH_GROUPS; i++) {
+    const response = await fetch(`${url}/metrics/job/bench-batch-${i}/instance/i${i}`, {
+      method: "PUT",
+      headers: { "content-type": "text/plain; version=0.0.4", ...(auth ? { authorization: auth } : {}) },
+      body: BATCH_BODY,
+    });
+    const text = await response.text();
+    if (response.status !== 200 && response.status !== 202)
+      throw new Error(`1,000-series push via ${url}: ${response.status} ${text}`);
+    statuses.add(response.status);
+  }
+  return [...statuses];
+}
+
+/**
+ * The series the Pushgateway holds in the first batch group, once it holds all of them or after
+ * two seconds (with the consistency check off it answers 202 and stores the push afterwards).
+ */
+async function storedBatchSeries(pushgatewayUrl) {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const { data = [] } = await (await fetch(`${pushgatewayUrl}/api/v1/metrics`)).json();
+    const group = data.find((entry) => entry.labels?.job === "bench-batch-0");
+    let series = 0;
+    for (const [name, family] of Object.entries(group ?? {})) {
+      if (name.startsWith("bench_batch_")) series += family.metrics?.length ?? 0;
+    }
+    if (series === BATCH_SERIES || Date.now() > deadline) return series;
+    await sleep(50);
+  }
+}
+
+/**
+ * Measures two targets under the same load in the order A B B A, each run half the usual duration
+ * (after one warm-up each), so drift on the shared cores (neighbours, the Pushgateway's heap)
+ * falls on both alike. Returns each target's two samples.
+ */
+async function abba(loads) {
+  for (const load of loads) await warmUp(load);
+  const seconds = Math.max(1, Math.round(DURATION / 2));
+  const samples = loads.map(() => []);
+  for (const index of [0, 1, 1, 0]) samples[index].push(await sample({ ...loads[index], seconds }));
+  return samples;
+}
+
+async function benchValidation() {
+  log("validation cost: starting pushgateway (check off), pushguard with and without validation");
+  const pushgateway = await startPushgateway("off");
+  await prefill(pushgateway.url);
+  await pushBatch(pushgateway.url, "");
+  const bodyFile = join(work, "push-1000.txt");
+  writeFileSync(bodyFile, BATCH_BODY);
+  const variants = [];
+  for (const enabled of [true, false]) {
+    const pushguard = await startPushguard(`pushguard-validation-${enabled}`, (api, metrics) =>
+      benchConfig(pushgateway.url, api, metrics, { validation: enabled }),
+    );
+    // The first group is deleted first, so what is counted afterwards came through this pushguard.
+    await fetch(`${pushgateway.url}/metrics/job/bench-batch-0/instance/i0`, { method: "DELETE" });
+    const statuses = await pushBatch(pushguard.url, `Bearer ${TOKEN}`);
+    const stored = await storedBatchSeries(pushgateway.url);
+    if (stored !== BATCH_SERIES)
+      throw new Error(`1,000-series push: ${stored} series stored, not ${BATCH_SERIES}`);
+    batchAccepted[enabled ? "on" : "off"] = { statuses, stored_series: stored };
+    variants.push({ target: `pushguard (validation ${enabled ? "on" : "off"})`, pushguard });
+  }
+  const workloads = [
+    { kind: "push" },
+    {
+      kind: "push-1000",
+      script: LUA_1000,
+      env: { BENCH_BODY_FILE: bodyFile, BENCH_GROUPS: String(BATCH_GROUPS) },
+    },
+  ];
+  for (const { kind, ...workload } of workloads) {
+    for (const connections of [1, 32]) {
+      const loads = variants.map(({ pushguard }) => ({
+        url: pushguard.url,
+        auth: `Bearer ${TOKEN}`,
+        connections,
+        proxyPid: pushguard.proc.pid,
+        upstreamPid: pushgateway.proc.pid,
+        ...workload,
+      }));
+      const samples = await abba(loads);
+      variants.forEach(({ target }, index) => {
+        record({ mode: "off", target, kind, connections }, samples[index]);
+      });
+    }
+  }
+  for (const { pushguard } of variants) await pushguard.proc.stop();
+  if (options.profile) {
+    // off-push (above) is the small mix with validation; these give what to compare it with.
+    const { script, env } = workloads[1];
+    const auth = `Bearer ${TOKEN}`;
+    await profileRun("off-push-unvalidated", pushgateway, auth, { validation: false });
+    await profileRun("off-push-1000", pushgateway, auth, { script, env });
+    await profileRun("off-push-1000-unvalidated", pushgateway, auth, { script, env, validation: false });
+  }
+  await pushgateway.proc.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 function find(mode, target, connections, kind = "push") {
@@ -545,11 +724,17 @@ function find(mode, target, connections, kind = "push") {
   );
 }
 
+const KIND_LABELS = { push: "", 401: " (bad credential → 401)", "push-1000": ", 1,000-series push" };
+
 const round = (value, digits = 2) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null);
 
 function report() {
   const ratio = (a, b) => (a && b ? round(a.rps / b.rps, 3) : null);
   const pg = (mode, c) => find(mode, "pushguard", c);
+  const validated = (kind, c) => find("off", "pushguard (validation on)", c, kind);
+  const unvalidated = (kind, c) => find("off", "pushguard (validation off)", c, kind);
+  const addedByValidation = (kind, c, field) =>
+    round(validated(kind, c)?.[field] - unvalidated(kind, c)?.[field], field === "p50_ms" ? 3 : 0);
   const reject = find("off", "pushguard", 32, "401");
   const ratios = {
     pushguard_vs_nginx_basic: ratio(pg("off", 32), find("off", "nginx-basic", 32)),
@@ -562,6 +747,10 @@ function report() {
       find("off", "nginx-basic", 32, "401"),
       find("off", "nginx-basic", 32),
     ),
+    validation_small_vs_unvalidated: ratio(validated("push", 32), unvalidated("push", 32)),
+    validation_small_vs_unvalidated_c1: ratio(validated("push", 1), unvalidated("push", 1)),
+    validation_1000_vs_unvalidated: ratio(validated("push-1000", 32), unvalidated("push-1000", 32)),
+    validation_1000_vs_unvalidated_c1: ratio(validated("push-1000", 1), unvalidated("push-1000", 1)),
   };
   const added = (mode) => round(pg(mode, 1)?.p50_ms - find(mode, "direct", 1)?.p50_ms, 3);
   const repeated = (target) => latencyRepeats.find((r) => r.target === target)?.p50_ms;
@@ -575,6 +764,17 @@ function report() {
       find("off", "nginx-basic", 1)?.p50_ms - find("off", "direct", 1)?.p50_ms,
       3,
     ),
+    validation_small_added_p50_ms: addedByValidation("push", 1, "p50_ms"),
+    validation_small_added_p50_ms_c32: addedByValidation("push", 32, "p50_ms"),
+    validation_1000_added_p50_ms: addedByValidation("push-1000", 1, "p50_ms"),
+    validation_1000_added_p50_ms_c32: addedByValidation("push-1000", 32, "p50_ms"),
+  };
+  const validationReport = {
+    accepted_1000: batchAccepted,
+    body_1000_bytes: Buffer.byteLength(BATCH_BODY),
+    body_1000_series: BATCH_SERIES,
+    added_cpu_us_per_req_small: addedByValidation("push", 32, "proxy_cpu_us_per_req"),
+    added_cpu_us_per_req_1000: addedByValidation("push-1000", 32, "proxy_cpu_us_per_req"),
   };
   const mib = (value) => round(value, 1);
   const memoryReport = {
@@ -609,11 +809,12 @@ function report() {
     added_p50_ms: target(latency.added_p50_ms, 0.5, "lower"),
     reject401_vs_push: target(ratios.reject401_vs_push, 2.0, "higher"),
     soak_rss_mib: target(memoryReport.soak?.after_mib ?? null, 100, "lower"),
+    validation_small_vs_unvalidated: target(ratios.validation_small_vs_unvalidated, 0.85, "higher"),
   };
 
   const rows = results.map(
     (r) =>
-      `| ${r.mode === "off" ? "check off" : "default"} | ${r.target}${r.kind === "401" ? " (bad credential → 401)" : ""} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.proxy_cpu_us_per_req === null ? "—" : `${r.proxy_cpu_us_per_req} (${r.proxy_cpu_sys_pct}%)`} | ${r.upstream_cpu_us_per_req} | ${r.non2xx}${r.socket_errors ? ` (+${r.socket_errors} socket)` : ""} |`,
+      `| ${r.mode === "off" ? "check off" : "default"} | ${r.target}${KIND_LABELS[r.kind]} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.proxy_cpu_us_per_req === null ? "—" : `${r.proxy_cpu_us_per_req} (${r.proxy_cpu_sys_pct}%)`} | ${r.upstream_cpu_us_per_req} | ${r.non2xx}${r.socket_errors ? ` (+${r.socket_errors} socket)` : ""} |`,
   );
   const table = [
     "| pushgateway mode | target | conns | req/s | p50 ms | p99 ms | proxy CPU µs/req (kernel %) | pushgateway CPU µs/req | non-2xx |",
@@ -633,6 +834,10 @@ function report() {
     `added p50 latency, ms (default mode, c=1):                 ${latency.added_p50_ms_default}`,
     `401 rejections / pushes throughput (c=32):                 ${fmt(targets.reject401_vs_push)}`,
     `pushguard RSS after load, MiB:                             ${memoryReport.after_load_mib} (idle ${memoryReport.idle_mib}, heap used ${memoryReport.after_load_heap_used_mib})`,
+    `validated / unvalidated throughput, small pushes (c=32):   ${fmt(targets.validation_small_vs_unvalidated)}, c=1 ${ratios.validation_small_vs_unvalidated_c1}`,
+    `added p50 latency by validation, small pushes, ms (c=1):  ${latency.validation_small_added_p50_ms} (c=32 ${latency.validation_small_added_p50_ms_c32}), CPU ${validationReport.added_cpu_us_per_req_small} µs/push`,
+    `validated / unvalidated throughput, 1,000 series (c=32):   ${ratios.validation_1000_vs_unvalidated}, c=1 ${ratios.validation_1000_vs_unvalidated_c1}`,
+    `added p50 latency by validation, 1,000 series, ms (c=1):  ${latency.validation_1000_added_p50_ms} (c=32 ${latency.validation_1000_added_p50_ms_c32}), CPU ${validationReport.added_cpu_us_per_req_1000} µs/push`,
     memoryReport.soak
       ? `RSS after ${memoryReport.soak.identities} identities/jobs soak, MiB:          ${fmt(targets.soak_rss_mib)}, peak ${memoryReport.soak.peak_mib}, ${memoryReport.soak.rps} pushes/s, ${memoryReport.soak.groups_stored} groups stored`
       : "",
@@ -646,7 +851,7 @@ function report() {
         .join("\n")}\n`,
     );
   }
-  return { ratios, latency, memory: memoryReport, targets, table };
+  return { ratios, latency, validation: validationReport, memory: memoryReport, targets, table };
 }
 
 async function main() {
@@ -658,9 +863,10 @@ async function main() {
     wrk: (await run(BIN.wrk, ["-v"])).stdout.split("\n")[0]?.trim(),
   };
   for (const mode of MODES) await benchMode(mode);
+  await benchValidation();
   await soak();
-  const { ratios, latency, memory: memoryReport, targets, table } = report();
-  const invalid = results.filter((r) => r.kind === "push" && (r.non2xx > 0 || r.socket_errors > 0));
+  const { ratios, latency, validation: validationReport, memory: memoryReport, targets, table } = report();
+  const invalid = results.filter((r) => r.kind !== "401" && (r.non2xx > 0 || r.socket_errors > 0));
   const output = {
     date: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
@@ -679,9 +885,11 @@ async function main() {
       teams: FILLER_TEAMS + 1,
       rate_limiting: rateLimitSupported(),
       request: "PUT /metrics/job/bench-<i>/instance/i<i>, 2 gauge families (~150 bytes of text)",
+      request_1000: `PUT /metrics/job/bench-batch-<i>/instance/i<i> (${BATCH_GROUPS} groups), ${BATCH_SERIES} gauge series in 10 families (${Buffer.byteLength(BATCH_BODY)} bytes of text)`,
     },
     ratios,
     latency,
+    validation: validationReport,
     memory: memoryReport,
     targets,
     results,
