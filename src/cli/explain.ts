@@ -109,7 +109,7 @@ function validate(
     const validated = validator.checkBody(request.body, request.contentType, groupingKey, team);
     if (validated) {
       lines.push(
-        `body:      valid ${validated.format}: ${validated.push.families.length} families, ${validated.push.series} series`,
+        `body:      valid ${validated.format}: ${validated.summary.families} families, ${validated.summary.series} series`,
       );
     }
     return undefined;

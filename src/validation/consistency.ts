@@ -7,11 +7,11 @@ export interface StoredFamilies {
   holder(name: string): { readonly type: MetricType; readonly holder: string } | undefined;
 }
 
-const SUFFIXES: Readonly<Record<string, readonly MetricType[]>> = {
-  _bucket: ["histogram"],
-  _count: ["histogram", "summary"],
-  _sum: ["histogram", "summary"],
-};
+const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
+  ["_bucket", ["histogram"]],
+  ["_count", ["histogram", "summary"]],
+  ["_sum", ["histogram", "summary"]],
+];
 
 /**
  * Refuses a push whose families clash with stored ones the way client_golang's gatherer refuses
@@ -31,7 +31,7 @@ export function checkConsistency(push: ParsedPush, stored: StoredFamilies): void
         { family: name, at: family.at, holder: same.holder },
       );
     }
-    for (const [suffix, baseTypes] of Object.entries(SUFFIXES)) {
+    for (const [suffix, baseTypes] of SUFFIXES) {
       // This family named like a series of a stored histogram or summary...
       if (name.endsWith(suffix) && name.length > suffix.length) {
         const base = stored.holder(name.slice(0, -suffix.length));

@@ -4,7 +4,6 @@ import { type BodyFormat, bodyFormat, CONTENT_TYPES } from "../exposition/conten
 import { ExpositionError } from "../exposition/errors.js";
 import { parseProtobuf } from "../exposition/protobuf.js";
 import { parseText } from "../exposition/text.js";
-import type { ParsedPush } from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
 import { checkConsistency, type StoredFamilies } from "./consistency.js";
 import { createPushPolicies, type PushPolicy } from "./policy.js";
@@ -15,7 +14,11 @@ import { fromExpositionError, PushViolation } from "./violation.js";
 export interface ValidatedPush {
   readonly format: BodyFormat;
   readonly contentType: string;
-  readonly push: ParsedPush;
+  /**
+   * How many families and series the push has. The parsed push itself is not kept: it would
+   * stay alive (and old) for as long as the Pushgateway takes to answer.
+   */
+  readonly summary: { readonly families: number; readonly series: number };
   /** What the push will store, for the store index. */
   readonly families: PushedFamilies;
 }
@@ -61,9 +64,14 @@ export function createPushValidator(config: Config, stored: StoredFamilies = NOT
       const limits = { maxSeries: policy.limits.seriesPerPush, maxLabels: policy.limits.labelsPerSeries };
       try {
         const push = format === "protobuf" ? parseProtobuf(body, limits) : parseText(body, limits);
-        const families = validatePush(push, groupingKey, policy);
+        const families = validatePush(push, groupingKey, policy, config.store.index.enabled);
         checkConsistency(push, stored);
-        return { format, contentType: CONTENT_TYPES[format], push, families };
+        return {
+          format,
+          contentType: CONTENT_TYPES[format],
+          summary: { families: push.families.length, series: push.series },
+          families,
+        };
       } catch (error) {
         if (error instanceof ExpositionError) {
           const limit =

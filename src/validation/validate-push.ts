@@ -58,7 +58,13 @@ export function validateGroupingKey(key: GroupingKey, policy: PushPolicy): void 
  *   labels the Pushgateway will give them), for the store index
  * @throws PushViolation naming the rule, family, label and position
  */
-export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy: PushPolicy): PushedFamilies {
+export function validatePush(
+  push: ParsedPush,
+  groupingKey: GroupingKey,
+  policy: PushPolicy,
+  /** Compute series hashes (only the store index needs them). */
+  hashSeries = true,
+): PushedFamilies {
   const { limits } = policy;
   if (push.series > limits.seriesPerPush) {
     throw new PushViolation(
@@ -83,7 +89,11 @@ export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy:
   for (const family of push.families) {
     checkFamily(family, names, grouping, policy);
     const seen = new Set<string>();
-    const series = family.metrics.map((metric) => checkMetric(family, metric, grouping, policy, seen));
+    const series: number[] = [];
+    for (const metric of family.metrics) {
+      const hash = checkMetric(family, metric, grouping, policy, seen, hashSeries);
+      if (hash !== undefined) series.push(hash);
+    }
     const samples = family.metrics.reduce((sum, metric) => sum + seriesOf(family.type, metric), 0);
     stored.push({ name: family.name, type: family.type, series, samples, at: family.at });
   }
@@ -94,7 +104,7 @@ export function validatePush(push: ParsedPush, groupingKey: GroupingKey, policy:
 export interface PushedFamily {
   readonly name: string;
   readonly type: MetricType;
-  /** `seriesHash` of each metric's stored labels. */
+  /** `seriesHash` of each metric's stored labels (empty unless asked for). */
   readonly series: readonly number[];
   /** Series a scrape sees (`seriesOf`), for quotas. */
   readonly samples: number;
@@ -186,7 +196,8 @@ function checkMetric(
   grouping: ReadonlyMap<string, string>,
   policy: PushPolicy,
   seen: Set<string>,
-): number {
+  hashSeries: boolean,
+): number | undefined {
   const { name, type } = family;
   const where = { family: name, at: metric.at };
   if (metric.timestamped) {
@@ -252,7 +263,7 @@ function checkMetric(
   }
   seen.add(key);
   checkComponents(name, type, metric, pairs, where);
-  return seriesHash(name, pairs);
+  return hashSeries ? seriesHash(name, pairs) : undefined;
 }
 
 /** A histogram's buckets and a summary's quantiles, `_count` and `_sum`: each at most once. */
