@@ -598,7 +598,7 @@ function shown(text: string): string {
  * full mappings (`ﬆ` → `ST`), which would make `hiﬆogram` a histogram where Go refuses it.
  */
 function goToUpper(text: string): string {
-  if (/^[\x00-\x7f]*$/.test(text)) return text.toUpperCase();
+  if (!/[^\x20-\x7e]/.test(text)) return text.toUpperCase();
   let upper = "";
   for (const char of text) {
     const mapped = char.toUpperCase();
