@@ -85,19 +85,31 @@ export function validatePush(
     }
     names.add(family.name);
   }
+  const context: PushContext = {
+    checkedNames: new Set(),
+    groupingPairs: [...grouping].filter(([, value]) => value !== ""),
+  };
   const stored: PushedFamily[] = [];
   for (const family of push.families) {
     checkFamily(family, names, grouping, policy);
     const seen = new Set<string>();
     const series: number[] = [];
     for (const metric of family.metrics) {
-      const hash = checkMetric(family, metric, grouping, policy, seen, hashSeries);
+      const hash = checkMetric(family, metric, grouping, policy, seen, hashSeries, context);
       if (hash !== undefined) series.push(hash);
     }
     const samples = family.metrics.reduce((sum, metric) => sum + seriesOf(family.type, metric), 0);
     stored.push({ name: family.name, type: family.type, series, samples, at: family.at });
   }
   return stored;
+}
+
+/** What every series of one push shares: computed once per push, not per series. */
+interface PushContext {
+  /** Label names already found valid and not reserved. */
+  readonly checkedNames: Set<string>;
+  /** The grouping key's pairs, which every stored series carries. */
+  readonly groupingPairs: ReadonlyArray<readonly [string, string]>;
 }
 
 /** A pushed family as the store index keeps it. */
@@ -197,6 +209,7 @@ function checkMetric(
   policy: PushPolicy,
   seen: Set<string>,
   hashSeries: boolean,
+  context: PushContext,
 ): number | undefined {
   const { name, type } = family;
   const where = { family: name, at: metric.at };
@@ -214,14 +227,25 @@ function checkMetric(
       where,
     );
   }
-  const labels = new Map<string, string>();
-  for (const [label, value] of metric.labels) {
-    checkLabelName(label, policy, name, metric.at);
-    if (labels.has(label)) {
-      throw new PushViolation("duplicate-label", `a series of "${name}" has label "${label}" twice`, {
-        ...where,
-        label,
-      });
+  // What the Pushgateway stores: the body's labels, those of the grouping key overwriting them;
+  // an empty value is no label to Prometheus, so `{a=""}` and `{}` are one series there.
+  const pairs: Array<readonly [string, string]> = [];
+  const body = metric.labels;
+  for (let index = 0; index < body.length; index++) {
+    const [label, value] = body[index] as readonly [string, string];
+    if (!context.checkedNames.has(label)) {
+      checkLabelName(label, policy, name, metric.at);
+      if (policy.reservedLabels.has(label)) throw reserved(label, `on a series of "${name}"`, where);
+      context.checkedNames.add(label);
+    }
+    // At most labelsPerSeries pairs (the parsers stop beyond): a linear scan is cheaper than a Map.
+    for (let other = 0; other < index; other++) {
+      if ((body[other] as readonly [string, string])[0] === label) {
+        throw new PushViolation("duplicate-label", `a series of "${name}" has label "${label}" twice`, {
+          ...where,
+          label,
+        });
+      }
     }
     if (type === "histogram" && label === "le") {
       throw new PushViolation("bucket-label", `a series of the histogram "${name}" sets "le" itself`, {
@@ -235,13 +259,10 @@ function checkMetric(
         label,
       });
     }
-    if (policy.reservedLabels.has(label)) throw reserved(label, `on a series of "${name}"`, where);
     checkLabelValue(label, value, policy, name, metric.at);
-    labels.set(label, value);
+    if (value !== "" && !grouping.has(label)) pairs.push([label, value]);
   }
-  // What the Pushgateway stores: the grouping labels overwrite the body's.
-  for (const [label, value] of grouping) labels.set(label, value);
-  const pairs = [...labels].filter(([, value]) => value !== "");
+  for (const pair of context.groupingPairs) pairs.push(pair);
   if (pairs.length > policy.limits.labelsPerSeries) {
     throw new PushViolation(
       "labels-per-series",
@@ -249,7 +270,6 @@ function checkMetric(
       { ...where, limit: policy.limits.labelsPerSeries, actual: pairs.length },
     );
   }
-  // Prometheus treats an empty value as no label, so `{a=""}` and `{}` are one series there.
   pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   // Length-prefixed parts: no label value can spell another label set.
   let key = "";
