@@ -6,6 +6,7 @@ import {
   type ParsedFamily,
   type ParsedMetric,
   type ParsedPush,
+  type ParseLimits,
   type Position,
   seriesOf,
 } from "./types.js";
@@ -31,19 +32,8 @@ import {
  * `type` absent is COUNTER, and its value is cut to int32 as Go does; GAUGE_HISTOGRAM and values
  * outside the enum are `unknown-type`.
  */
-export function parseProtobuf(body: Buffer, limits: ProtobufLimits): ParsedPush {
+export function parseProtobuf(body: Buffer, limits: ParseLimits): ParsedPush {
   return new ProtobufDecoder(body, limits).decode();
-}
-
-/** Where decoding stops, so that a huge body never becomes a huge model. */
-export interface ProtobufLimits {
-  /**
-   * Stop with `too-many-series` as soon as the series so far (see `seriesOf`), or the families,
-   * are more than this.
-   */
-  readonly maxSeries: number;
-  /** Stop with `too-many-labels` once one metric has more label pairs than this; absent: no limit. */
-  readonly maxLabels?: number;
 }
 
 const VARINT = 0;
@@ -201,10 +191,10 @@ class ProtobufDecoder {
   readonly #textLength = new Int32Array(TEXT_CACHE_SIZE);
   readonly #textValue: string[] = new Array(TEXT_CACHE_SIZE).fill("");
 
-  constructor(body: Buffer, limits: ProtobufLimits) {
+  constructor(body: Buffer, limits: ParseLimits) {
     this.#body = body;
     this.#maxSeries = limits.maxSeries;
-    this.#maxLabels = limits.maxLabels ?? Number.POSITIVE_INFINITY;
+    this.#maxLabels = limits.maxLabels;
   }
 
   decode(): ParsedPush {

@@ -1,17 +1,14 @@
 import { isUtf8 } from "node:buffer";
 import { ExpositionError } from "./errors.js";
-import type { MetricType, MetricValueKind, ParsedFamily, ParsedPush, Position } from "./types.js";
+import type {
+  MetricType,
+  MetricValueKind,
+  ParsedFamily,
+  ParsedPush,
+  ParseLimits,
+  Position,
+} from "./types.js";
 import { seriesOf } from "./types.js";
-
-export interface ParseLimits {
-  /**
-   * Stop with `too-many-series` once more samples (or more families) than this have been read,
-   * so a huge body never becomes a huge number of objects here.
-   */
-  readonly maxSeries: number;
-  /** Stop with `too-many-labels` once one series has more label pairs than this. */
-  readonly maxLabels: number;
-}
 
 /**
  * Parses a text format 0.0.4 body exactly as the Pushgateway's parser (prometheus/common

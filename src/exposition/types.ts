@@ -58,6 +58,17 @@ export interface Position {
   readonly metric?: number;
 }
 
+/** Where a parser stops, so that a huge body never becomes a huge model. */
+export interface ParseLimits {
+  /**
+   * Stop with `too-many-series` once more series (see `seriesOf`), or more families, than this
+   * have been read.
+   */
+  readonly maxSeries: number;
+  /** Stop with `too-many-labels` once one series has more label pairs than this. */
+  readonly maxLabels: number;
+}
+
 /** Series a scrape of one metric yields, as the Pushgateway's text exposition writes it. */
 export function seriesOf(type: MetricType, metric: ParsedMetric): number {
   switch (type) {

@@ -141,18 +141,13 @@ function checkFamily(
       where,
     );
   }
-  const nameBytes = byteLength(name, policy.limits.metricNameBytes);
-  if (nameBytes > policy.limits.metricNameBytes) {
-    throw new PushViolation(
-      "metric-name-length",
-      `metric name "${name}" is longer than ${policy.limits.metricNameBytes} bytes`,
-      {
-        ...where,
-        limit: policy.limits.metricNameBytes,
-        actual: nameBytes,
-      },
-    );
-  }
+  checkLength(
+    "metric-name-length",
+    `metric name "${name.slice(0, 64)}"`,
+    name,
+    policy.limits.metricNameBytes,
+    where,
+  );
   if (RESERVED_METRIC_NAMES.has(name)) {
     throw new PushViolation(
       "reserved-metric-name",
@@ -164,18 +159,7 @@ function checkFamily(
   if (denied)
     throw new PushViolation("metric-name-denied", `metric "${name}" may not be pushed: ${denied}`, where);
   if (family.help !== undefined) {
-    const helpBytes = byteLength(family.help, policy.limits.helpBytes);
-    if (helpBytes > policy.limits.helpBytes) {
-      throw new PushViolation(
-        "help-length",
-        `HELP of "${name}" is longer than ${policy.limits.helpBytes} bytes`,
-        {
-          ...where,
-          limit: policy.limits.helpBytes,
-          actual: helpBytes,
-        },
-      );
-    }
+    checkLength("help-length", `HELP of "${name}"`, family.help, policy.limits.helpBytes, where);
   }
   const suffixes =
     family.type === "histogram"
@@ -341,18 +325,13 @@ function checkLabelName(
       where,
     );
   }
-  const bytes = byteLength(label, policy.limits.labelNameBytes);
-  if (bytes > policy.limits.labelNameBytes) {
-    throw new PushViolation(
-      "label-name-length",
-      `label name "${label.slice(0, 64)}…" is longer than ${policy.limits.labelNameBytes} bytes`,
-      {
-        ...where,
-        limit: policy.limits.labelNameBytes,
-        actual: bytes,
-      },
-    );
-  }
+  checkLength(
+    "label-name-length",
+    `label name "${label.slice(0, 64)}"`,
+    label,
+    policy.limits.labelNameBytes,
+    where,
+  );
 }
 
 function checkLabelValue(
@@ -362,20 +341,11 @@ function checkLabelValue(
   family: string | undefined,
   at: Position | undefined,
 ): void {
-  const bytes = byteLength(value, policy.limits.labelValueBytes);
-  if (bytes > policy.limits.labelValueBytes) {
-    throw new PushViolation(
-      "label-value-length",
-      `the value of label "${label}" is longer than ${policy.limits.labelValueBytes} bytes`,
-      {
-        family,
-        label,
-        at,
-        limit: policy.limits.labelValueBytes,
-        actual: bytes,
-      },
-    );
-  }
+  checkLength("label-value-length", `the value of label "${label}"`, value, policy.limits.labelValueBytes, {
+    family,
+    label,
+    at,
+  });
 }
 
 function reserved(
@@ -390,9 +360,26 @@ function reserved(
   );
 }
 
-/** UTF-8 length, skipping the count when the string cannot be over `limit` (3 bytes per UTF-16 unit at most). */
-function byteLength(text: string, limit: number): number {
-  return text.length * 3 <= limit ? text.length : Buffer.byteLength(text, "utf8");
+/**
+ * Refuses `text` longer than `limit` UTF-8 bytes. The count is skipped when the string cannot be
+ * over it (3 bytes per UTF-16 unit at most).
+ */
+function checkLength(
+  rule: "metric-name-length" | "label-name-length" | "label-value-length" | "help-length",
+  what: string,
+  text: string,
+  limit: number,
+  details: { family?: string; label?: string; at?: Position },
+): void {
+  if (text.length * 3 <= limit) return;
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > limit) {
+    throw new PushViolation(rule, `${what} is longer than ${limit} bytes`, {
+      ...details,
+      limit,
+      actual: bytes,
+    });
+  }
 }
 
 function describeSeries(name: string, pairs: ReadonlyArray<readonly [string, string]>): string {

@@ -48,7 +48,7 @@ async function pushgatewayVerdict(body: Buffer): Promise<Verdict> {
 
 function parserVerdict(body: Buffer): "parsed" | ExpositionError["rule"] {
   try {
-    parseProtobuf(body, { maxSeries: Number.MAX_SAFE_INTEGER });
+    parseProtobuf(body, { maxSeries: Number.MAX_SAFE_INTEGER, maxLabels: Number.POSITIVE_INFINITY });
     return "parsed";
   } catch (error) {
     if (error instanceof ExpositionError) return error.rule;

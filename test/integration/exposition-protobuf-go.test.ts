@@ -17,7 +17,7 @@ import { type FamilySpec, type MetricSpec, PROTOBUF_CONTENT_TYPE } from "../supp
  * generated families through expfmt's delimited encoder, the one push.Pusher uses.
  */
 
-const unlimited = { maxSeries: Number.MAX_SAFE_INTEGER };
+const unlimited = { maxSeries: Number.MAX_SAFE_INTEGER, maxLabels: Number.POSITIVE_INFINITY };
 let families: string;
 
 beforeAll(async () => {

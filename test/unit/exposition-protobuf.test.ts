@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ExpositionError, type ExpositionRule } from "../../src/exposition/errors.js";
-import { type ProtobufLimits, parseProtobuf } from "../../src/exposition/protobuf.js";
+import { parseProtobuf } from "../../src/exposition/protobuf.js";
+import type { ParseLimits } from "../../src/exposition/types.js";
 import {
   type MetricType,
   type ParsedFamily,
@@ -22,14 +23,17 @@ import {
 const MAX_SERIES = 10_000;
 
 function parse(body: Buffer, maxSeries = MAX_SERIES): ParsedPush {
-  return parseProtobuf(body, { maxSeries });
+  return parseProtobuf(body, { maxSeries, maxLabels: Number.POSITIVE_INFINITY });
 }
 
 /** The error parsing `body` throws; fails when it parses, or throws anything but an ExpositionError. */
-function refusal(body: Buffer, limits: number | ProtobufLimits = MAX_SERIES): ExpositionError {
+function refusal(body: Buffer, limits: number | ParseLimits = MAX_SERIES): ExpositionError {
   let parsed: ParsedPush;
   try {
-    parsed = parseProtobuf(body, typeof limits === "number" ? { maxSeries: limits } : limits);
+    parsed = parseProtobuf(
+      body,
+      typeof limits === "number" ? { maxSeries: limits, maxLabels: Number.POSITIVE_INFINITY } : limits,
+    );
   } catch (error) {
     expect(error).toBeInstanceOf(ExpositionError);
     return error as ExpositionError;
