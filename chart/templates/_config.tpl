@@ -4,7 +4,9 @@ and secret paths are derived from the release so they can never disagree with th
 Services; everything else comes from pushguard.config, identities, teams, anonymous, rateLimit,
 janitor and coordination. rateLimit and janitor are rendered only when enabled; without them
 pushguard applies its defaults. validation is always rendered and never carries `enabled`, so a
-chart install always validates pushes (teams[].validation passes through with the teams).
+chart install always validates pushes (teams[].validation passes through with the teams). store
+is always rendered, its index off unless pushguard.config.store.index.enabled (teams[].quotas pass
+through with the teams).
 */}}
 {{- define "pushguard.configYaml" -}}
 {{- $p := .Values.pushguard }}
@@ -32,6 +34,7 @@ chart install always validates pushes (teams[].validation passes through with th
   "anonymous" .Values.anonymous
   "body" $p.config.body
   "validation" $p.config.validation
+  "store" $p.config.store
   "server" $p.config.server
   "overload" $p.config.overload
   "log" $p.config.log

@@ -262,6 +262,133 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
     expect(result.status, result.output).toBe(0);
   });
 
+  /** The secured profile with the store index on (PushguardTeamNearQuota renders only then). */
+  const withIndex = () =>
+    render(helm, PROFILES.secured, ["--set", "pushguard.config.store.index.enabled=true"]);
+  /** A team's usage and quota of one resource, exported alike by both replicas' indexes. */
+  const usage = (team: string, resource: "groups" | "series", used: number, quota: number): Input =>
+    pods.flatMap((pod) => [
+      { series: series(`pushguard_team_${resource}`, { ...pushguard(pod), team }), values: `${used}x30` },
+      {
+        series: series(`pushguard_team_${resource}_quota`, { ...pushguard(pod), team }),
+        values: `${quota}x30`,
+      },
+    ]);
+  const nearQuota = (team: string, resource: string): Labels => ({
+    alertname: "PushguardTeamNearQuota",
+    severity: "warning",
+    namespace: NAMESPACE,
+    job: FULLNAME,
+    team,
+    resource,
+  });
+  const quotaScenarios: Array<[string, () => Input, () => Labels[]]> = [
+    [
+      "team-a at 95% of its groups quota, ci at 50% of its series: PushguardTeamNearQuota for team-a's groups",
+      () => [...allUp(), ...usage("team-a", "groups", 950, 1000), ...usage("ci", "series", 100000, 200000)],
+      () => [nearQuota("team-a", "groups")],
+    ],
+    [
+      "team-a at 95% of its series quota: PushguardTeamNearQuota for its series",
+      () => [
+        ...allUp(),
+        ...usage("team-a", "series", 190000, 200000),
+        ...usage("team-a", "groups", 10, 10000),
+      ],
+      () => [nearQuota("team-a", "series")],
+    ],
+    [
+      "every team at 50% of its quotas: nothing",
+      () => [
+        ...allUp(),
+        ...usage("team-a", "groups", 500, 1000),
+        ...usage("team-a", "series", 100000, 200000),
+        ...usage("ci", "groups", 5000, 10000),
+      ],
+      () => [],
+    ],
+  ];
+
+  it.each(quotaScenarios)("with the store index, %s", (name, input, firing) => {
+    const tests = {
+      rule_files: [ruleFile(withIndex(), "secured-store-index")],
+      evaluation_interval: "1m",
+      tests: [
+        {
+          interval: "1m",
+          input_series: input(),
+          promql_expr_test: [
+            {
+              expr: 'ALERTS{alertstate="firing"}',
+              eval_time: "20m",
+              exp_samples: firing().map((labels) => ({
+                labels: series("ALERTS", { ...labels, alertstate: "firing" }),
+                value: 1,
+              })),
+            },
+          ],
+        },
+      ],
+    };
+    const file = join(work, `quota-${name.replace(/\W+/g, "-").slice(0, 60)}.test.yaml`);
+    writeFileSync(file, stringifyYaml(tests));
+    const result = promtool(["test", "rules", file]);
+    expect(result.status, result.output).toBe(0);
+  });
+
+  it("PushguardTeamNearQuota names the team and the resource, and says what to do", () => {
+    const rule = rules(withIndex()).find(
+      (candidate) => candidate.alert === "PushguardTeamNearQuota",
+    ) as unknown as {
+      annotations: Labels;
+    };
+    const filled = (text: string) =>
+      text
+        .replaceAll("{{ $labels.team }}", "team-a")
+        .replaceAll("{{ $labels.resource }}", "groups")
+        .replaceAll("{{ $value | humanizePercentage }}", "95%");
+    const annotations = Object.fromEntries(
+      Object.entries(rule.annotations).map(([name, text]) => [name, filled(text)]),
+    );
+    expect(annotations.description).toContain('Team "team-a" stores 95% of its groups quota');
+    expect(annotations.description).toContain("Delete groups it no longer needs");
+    expect(annotations.description).toContain("teams[].quotas.groups");
+    const tests = {
+      rule_files: [ruleFile(withIndex(), "secured-store-index")],
+      evaluation_interval: "1m",
+      tests: [
+        {
+          interval: "1m",
+          input_series: [...allUp(), ...usage("team-a", "groups", 950, 1000)],
+          alert_rule_test: [
+            {
+              eval_time: "20m",
+              alertname: "PushguardTeamNearQuota",
+              exp_alerts: [
+                {
+                  exp_labels: {
+                    severity: "warning",
+                    namespace: NAMESPACE,
+                    job: FULLNAME,
+                    team: "team-a",
+                    resource: "groups",
+                  },
+                  exp_annotations: annotations,
+                },
+              ],
+            },
+            // Not yet 15 minutes at 95%.
+            { eval_time: "10m", alertname: "PushguardTeamNearQuota", exp_alerts: [] },
+          ],
+        },
+      ],
+    };
+    const file = join(work, "team-near-quota-annotations.test.yaml");
+    writeFileSync(file, stringifyYaml(tests));
+    const result = promtool(["test", "rules", file]);
+    expect(result.status, result.output).toBe(0);
+  });
+
   it("PushguardPushesRefused says which team and rule, and that pushguard explain --body tells why", () => {
     const rule = rules(objects()).find(
       (candidate) => candidate.alert === "PushguardPushesRefused",

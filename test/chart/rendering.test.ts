@@ -351,6 +351,46 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
     values: { teams: [{ ...defaultTeam, validation: { reservedLabels: ["tenant"] } }] },
     message: /teams.0.validation\b.*reservedLabels/,
   },
+  {
+    name: "a store index re-read more than once a second (schema)",
+    values: { pushguard: { config: { store: { index: { resyncIntervalMs: 999 } } } } },
+    message: /store.index.resyncIntervalMs/,
+  },
+  {
+    name: "a fractional group quota (schema)",
+    values: { pushguard: { config: { store: { quotas: { groupsPerTeam: 1.5 } } } } },
+    message: /store.quotas.groupsPerTeam/,
+  },
+  {
+    name: "a series quota above pushguard's bound (schema)",
+    values: { pushguard: { config: { store: { quotas: { seriesPerTeam: 1000000001 } } } } },
+    message: /store.quotas.seriesPerTeam/,
+  },
+  {
+    name: "an unknown key in the store section (schema)",
+    values: { pushguard: { config: { store: { quota: { groupsPerTeam: 10 } } } } },
+    message: /store\b.*quota/,
+  },
+  {
+    name: "no team share at all (schema)",
+    values: { pushguard: { config: { overload: { maxTeamShare: 0 } } } },
+    message: /overload.maxTeamShare/,
+  },
+  {
+    name: "a team share above 1 (schema)",
+    values: { pushguard: { config: { overload: { maxTeamShare: 1.5 } } } },
+    message: /overload.maxTeamShare/,
+  },
+  {
+    name: "a team's group quota of 0 (schema)",
+    values: { teams: [{ ...defaultTeam, quotas: { groups: 0 } }] },
+    message: /teams.0.quotas.groups/,
+  },
+  {
+    name: "an unknown key in a team's quotas (schema)",
+    values: { teams: [{ ...defaultTeam, quotas: { bytes: 10 } }] },
+    message: /teams.0.quotas\b.*bytes/,
+  },
 ];
 
 /** Writes `values` to a file under .tmp/ for `helm -f` (`--set` cannot edit one list element). */
@@ -492,6 +532,58 @@ describe("rendering", () => {
     const team = configSchema.parse(config).teams[1];
     expect(team?.validation.limits).toEqual({ seriesPerPush: 50000, labelsPerSeries: 64 });
     expect(pushgatewayArgs(objects)).toContain("--push.enable-utf8-names");
+  });
+
+  it("renders the store index off, pushguard's own quotas and team share, as pushguard reads them", () => {
+    const config = pushguardConfig(render(helm));
+    expect(config.store).toEqual({
+      index: { enabled: false, resyncIntervalMs: 300000 },
+      quotas: { groupsPerTeam: 10000, seriesPerTeam: 200000 },
+    });
+    expect(config.overload.maxTeamShare).toBe(0.5);
+    // The chart's defaults are pushguard's: the config parses the same without them.
+    const { store: _store, ...withoutStore } = config;
+    const { maxTeamShare: _share, ...overload } = config.overload;
+    const defaults = configSchema.parse({ ...withoutStore, overload });
+    const parsed = configSchema.parse(config);
+    expect(parsed.store).toEqual(defaults.store);
+    expect(parsed.store).toEqual(config.store);
+    expect(parsed.overload.maxTeamShare).toBe(defaults.overload.maxTeamShare);
+    expect(parsed.teams[0]?.quotas).toEqual({});
+    // The pushgateway's own consistency check stays on whatever the index does.
+    expect(pushgatewayArgs(render(helm))).not.toContain("--push.disable-consistency-check");
+  });
+
+  it("renders the store index, tuned quotas and a team's own quota (ci/store-index-values.yaml)", () => {
+    const objects = render(helm, ["ci/store-index-values.yaml"]);
+    const config = pushguardConfig(objects);
+    expect(config.store).toEqual({
+      index: { enabled: true, resyncIntervalMs: 60000 },
+      quotas: { groupsPerTeam: 500, seriesPerTeam: 50000 },
+    });
+    expect(config.overload.maxTeamShare).toBe(0.25);
+    expect(config.teams[0].quotas).toBeUndefined();
+    expect(config.teams[1].quotas).toEqual({ groups: 2000 });
+    const parsed = configSchema.parse(config);
+    expect(parsed.store.index.enabled).toBe(true);
+    expect(parsed.teams[1]?.quotas).toEqual({ groups: 2000 });
+    expect(pushgatewayArgs(objects)).not.toContain("--push.disable-consistency-check");
+    const set = pushguardConfig(
+      render(
+        helm,
+        [],
+        [
+          "--set",
+          "pushguard.config.store.index.enabled=true",
+          "--set",
+          "pushguard.config.store.quotas.seriesPerTeam=1000",
+        ],
+      ),
+    );
+    expect(set.store).toEqual({
+      index: { enabled: true, resyncIntervalMs: 300000 },
+      quotas: { groupsPerTeam: 10000, seriesPerTeam: 1000 },
+    });
   });
 
   it("opens the pushgateway's admin API only for a team that may wipe", () => {
@@ -636,6 +728,8 @@ describe("rendering", () => {
     );
     expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushgatewayReplicaOutOfSync");
     expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushguardJanitorFailing");
+    expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushguardTeamNearQuota");
+    expect(alerts(["ci/store-index-values.yaml"])).toContain("PushguardTeamNearQuota");
   });
 
   it("labels the dashboard for the Grafana sidecar", () => {
@@ -925,6 +1019,21 @@ describe("the Grafana dashboard", () => {
     for (const neighbour of [panel("Denials by reason"), panel("Rate limited (429) by team")]) {
       expect(refused.gridPos.y).toBe(neighbour.gridPos.y + neighbour.gridPos.h);
     }
+  });
+
+  it("charts each team's stored groups and series against its quota, above the rows", () => {
+    const top = rows().get("") ?? [];
+    const panel = top.find((candidate) => candidate.title === "Team storage vs quota");
+    if (!panel) throw new Error("no panel Team storage vs quota");
+    const selector = '{namespace="$namespace", job="$job"}';
+    expect(exprs([panel])).toEqual([
+      `max by (team) (pushguard_team_series${selector}) / max by (team) (pushguard_team_series_quota${selector})`,
+      `max by (team) (pushguard_team_groups${selector}) / max by (team) (pushguard_team_groups_quota${selector})`,
+    ]);
+    const used = new Set(pushguardNames(exprs([panel]).join("\n")));
+    expect([...EXPORTED].filter((name) => name.startsWith("pushguard_team_") && !used.has(name))).toEqual([]);
+    const replication = dashboard.panels.find((candidate) => candidate.title === "Replication");
+    expect(panel.gridPos.y + panel.gridPos.h).toBe(replication?.gridPos.y);
   });
 
   it("keeps the rows in order below the existing panels", () => {
