@@ -17,6 +17,12 @@
 // two pushguards differing only in `validation.enabled` take the same small-push mix and a
 // 1,000-series text push (bench/push-1000.lua), at 1 and 32 connections, measured in the order
 // on, off, off, on (half the duration each) so drift on the shared cores falls on both alike.
+//
+// Safe fast mode: one more Pushgateway with --push.disable-consistency-check, prefilled the same
+// way, behind a pushguard with `store.index.enabled: true` (which checks every push against the
+// whole store instead), same mix at 1 and 32 connections; compared with the direct default-mode
+// row (ratios.safe_fast_vs_direct_default). Any non-2xx there (a 409 from the index) fails the
+// bench at once. bench/index-memory.mjs then measures the index's heap per stored series.
 import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
@@ -39,6 +45,7 @@ import { cpuSeconds, cpuTimes, freePort, memory, run, start, waitForHttp } from 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LUA = join(ROOT, "bench", "push.lua");
 const LUA_1000 = join(ROOT, "bench", "push-1000.lua");
+const INDEX_MEMORY = join(ROOT, "bench", "index-memory.mjs");
 const MAIN = join(ROOT, "dist", "main.js");
 const BIN = {
   pushgateway: process.env.PUSHGATEWAY_BINARY ?? "/usr/bin/prometheus-pushgateway",
@@ -134,7 +141,7 @@ function rateLimitSupported() {
   return existsSync(schema) && readFileSync(schema, "utf8").includes("rateLimit");
 }
 
-function benchConfig(upstream, api, metrics, { validation = true } = {}) {
+function benchConfig(upstream, api, metrics, { validation = true, index = false } = {}) {
   const identities = [`    - { name: bench-ci, sha256: ${sha256(TOKEN)} }`];
   const teams = [];
   for (let i = 0; i < FILLER_TEAMS; i++) {
@@ -154,7 +161,7 @@ teams:
 ${teams.join("\n")}
 ${rateLimitYaml(["{ scope: identity, rate: RATE, burst: RATE }", "{ scope: team, team: bench, rate: RATE, burst: RATE }"])}
 validation: { enabled: ${validation} }
-log: { level: info }
+${index ? "store: { index: { enabled: true } }\n" : ""}log: { level: info }
 `;
 }
 
@@ -492,6 +499,98 @@ async function benchMode({ mode }) {
   await pushgateway.proc.stop();
 }
 
+/** Waits until the Pushgateway holds `count` groups (with the check off it stores a push after its 202). */
+async function waitForGroups(url, count) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const stored = ((await (await fetch(`${url}/api/v1/metrics`)).json()).data ?? []).length;
+    if (stored >= count) return stored;
+    if (Date.now() > deadline) throw new Error(`pushgateway holds ${stored} groups, not ${count}`);
+    await sleep(50);
+  }
+}
+
+/** A gauge or series of pushguard's own metrics, summed over the series whose labels match. */
+async function pushguardMetric(metricsUrl, name, labels = "") {
+  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+  let total = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, "gm"))) {
+    if ((match[1] ?? "").includes(labels)) total += Number(match[2]);
+  }
+  return total;
+}
+
+const safeFast = {};
+let indexMemoryResult;
+
+/**
+ * Safe fast mode: a Pushgateway without its consistency check, behind a pushguard whose store
+ * index checks each push against everything stored. The prefilled groups must all be in the index
+ * and every push of the mix accepted: any non-2xx (a 409 from the index) stops the bench.
+ */
+async function benchSafeFast() {
+  const mode = "safe-fast";
+  log(
+    "safe fast mode: pushgateway with --push.disable-consistency-check, pushguard with store.index.enabled",
+  );
+  const pushgateway = await startPushgateway("off");
+  await prefill(pushgateway.url);
+  await waitForGroups(pushgateway.url, GROUPS);
+  const pushguard = await startPushguard("pushguard-safe-fast", (api, metrics) =>
+    benchConfig(pushgateway.url, api, metrics, { index: true }),
+  );
+  const indexed = await pushguardMetric(pushguard.metricsUrl, "pushguard_team_groups", 'team="bench"');
+  if (indexed < GROUPS)
+    throw new Error(`safe fast mode: the store index holds ${indexed} of the ${GROUPS} prefilled groups`);
+  // Is the index on? A family another group stores as a gauge, pushed as a counter, must get a 409.
+  const clash = await fetch(`${pushguard.url}/metrics/job/bench-clash`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain; version=0.0.4" },
+    body: "# TYPE bench_items_processed counter\nbench_items_processed 1\n",
+  });
+  const clashText = await clash.text();
+  if (clash.status !== 409)
+    throw new Error(`safe fast mode: a type clash got ${clash.status}, not 409: ${clashText}`);
+  const loads = { auth: `Bearer ${TOKEN}`, proxyPid: pushguard.proc.pid, upstreamPid: pushgateway.proc.pid };
+  const conflictsBefore = await requestsByCode(pushguard.metricsUrl, "409");
+  const refusedBefore = await requestsByCode(pushguard.metricsUrl, "[^2]\\d\\d");
+  for (const connections of [1, 32]) {
+    const result = await measure({ mode, target: "pushguard", connections, url: pushguard.url, ...loads });
+    if (result.non2xx > 0 || result.socket_errors > 0) {
+      const conflicts = (await requestsByCode(pushguard.metricsUrl, "409")) - conflictsBefore;
+      throw new Error(
+        `safe fast mode, c=${connections}: ${result.non2xx} non-2xx responses (${conflicts} of them 409s from the store index), ${result.socket_errors} socket errors`,
+      );
+    }
+  }
+  // Warm-ups included: not one push of the mix may have been refused.
+  const conflicts = (await requestsByCode(pushguard.metricsUrl, "409")) - conflictsBefore;
+  const refused = (await requestsByCode(pushguard.metricsUrl, "[^2]\\d\\d")) - refusedBefore;
+  if (refused > 0)
+    throw new Error(`safe fast mode: pushguard refused ${refused} pushes of the mix (${conflicts} with 409)`);
+  Object.assign(safeFast, {
+    indexed_groups: indexed,
+    clash_status: clash.status,
+    conflicts_409: conflicts,
+    refused,
+    groups_stored: await waitForGroups(pushgateway.url, GROUPS),
+  });
+  await pushguard.proc.stop();
+  await pushgateway.proc.stop();
+}
+
+/** bench/index-memory.mjs in its own process: heap bytes the store index holds per stored series. */
+async function indexMemory() {
+  log("store index memory: 10,000 groups x 100 series (bench/index-memory.mjs)");
+  const result = await run(process.execPath, ["--expose-gc", INDEX_MEMORY, "--json"]);
+  const line = /^INDEX_MEMORY_JSON (.*)$/m.exec(result.stdout)?.[1];
+  if (result.code !== 0 || !line)
+    throw new Error(`index-memory failed (${result.code}):\n${result.stdout}${result.stderr}`);
+  const measured = JSON.parse(line);
+  log(`store index: ${measured.index_bytes_per_series} bytes per series (${measured.series} series)`);
+  return measured;
+}
+
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /**
@@ -724,6 +823,7 @@ function find(mode, target, connections, kind = "push") {
   );
 }
 
+const MODE_LABELS = { off: "check off", default: "default", "safe-fast": "check off, store index" };
 const KIND_LABELS = { push: "", 401: " (bad credential → 401)", "push-1000": ", 1,000-series push" };
 
 const round = (value, digits = 2) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null);
@@ -742,6 +842,10 @@ function report() {
     pushguard_vs_nginx_plain: ratio(pg("off", 32), find("off", "nginx", 32)),
     pushguard_vs_direct_default: ratio(pg("default", 32), find("default", "direct", 32)),
     pushguard_vs_direct_off: ratio(pg("off", 32), find("off", "direct", 32)),
+    safe_fast_vs_direct_default: ratio(pg("safe-fast", 32), find("default", "direct", 32)),
+    safe_fast_vs_direct_default_c1: ratio(pg("safe-fast", 1), find("default", "direct", 1)),
+    safe_fast_vs_direct_off: ratio(pg("safe-fast", 32), find("off", "direct", 32)),
+    safe_fast_vs_pushguard_off: ratio(pg("safe-fast", 32), pg("off", 32)),
     reject401_vs_push: ratio(reject, pg("off", 32)),
     nginx_basic_reject401_vs_push: ratio(
       find("off", "nginx-basic", 32, "401"),
@@ -783,6 +887,8 @@ function report() {
     after_load_heap_total_mib: mib(rss.off_after_load?.heapTotalMiB),
     after_load_default_mib: mib(rss.default_after_load?.rssMiB),
     idle_mib: mib(rss.off_idle?.rssMiB),
+    index_bytes_per_series: indexMemoryResult?.index_bytes_per_series ?? null,
+    index: indexMemoryResult,
     soak: rss.soak && {
       identities: rss.soak.identities,
       requests: rss.soak.requests,
@@ -810,11 +916,13 @@ function report() {
     reject401_vs_push: target(ratios.reject401_vs_push, 2.0, "higher"),
     soak_rss_mib: target(memoryReport.soak?.after_mib ?? null, 100, "lower"),
     validation_small_vs_unvalidated: target(ratios.validation_small_vs_unvalidated, 0.85, "higher"),
+    safe_fast_vs_direct_default: target(ratios.safe_fast_vs_direct_default, 20, "higher"),
+    index_bytes_per_series: target(memoryReport.index_bytes_per_series, 200, "lower"),
   };
 
   const rows = results.map(
     (r) =>
-      `| ${r.mode === "off" ? "check off" : "default"} | ${r.target}${KIND_LABELS[r.kind]} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.proxy_cpu_us_per_req === null ? "—" : `${r.proxy_cpu_us_per_req} (${r.proxy_cpu_sys_pct}%)`} | ${r.upstream_cpu_us_per_req} | ${r.non2xx}${r.socket_errors ? ` (+${r.socket_errors} socket)` : ""} |`,
+      `| ${MODE_LABELS[r.mode]} | ${r.target}${KIND_LABELS[r.kind]} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.proxy_cpu_us_per_req === null ? "—" : `${r.proxy_cpu_us_per_req} (${r.proxy_cpu_sys_pct}%)`} | ${r.upstream_cpu_us_per_req} | ${r.non2xx}${r.socket_errors ? ` (+${r.socket_errors} socket)` : ""} |`,
   );
   const table = [
     "| pushgateway mode | target | conns | req/s | p50 ms | p99 ms | proxy CPU µs/req (kernel %) | pushgateway CPU µs/req | non-2xx |",
@@ -830,6 +938,9 @@ function report() {
     `pushguard / nginx+auth_basic throughput (check off, c=32): ${fmt(targets.pushguard_vs_nginx_basic)}`,
     `pushguard / direct throughput (default mode, c=32):        ${fmt(targets.pushguard_vs_direct_default)}`,
     `pushguard / direct throughput (check off, c=32):           ${ratios.pushguard_vs_direct_off}`,
+    `safe fast mode / direct default mode throughput (c=32):    ${fmt(targets.safe_fast_vs_direct_default)}, c=1 ${ratios.safe_fast_vs_direct_default_c1}`,
+    `safe fast mode / pushguard check off throughput (c=32):    ${ratios.safe_fast_vs_pushguard_off}`,
+    `store index heap, bytes per stored series (1M series):     ${fmt(targets.index_bytes_per_series)}`,
     `added p50 latency, ms (check off, c=1):                    ${fmt(targets.added_p50_ms)}`,
     `added p50 latency, ms (default mode, c=1):                 ${latency.added_p50_ms_default}`,
     `401 rejections / pushes throughput (c=32):                 ${fmt(targets.reject401_vs_push)}`,
@@ -863,8 +974,10 @@ async function main() {
     wrk: (await run(BIN.wrk, ["-v"])).stdout.split("\n")[0]?.trim(),
   };
   for (const mode of MODES) await benchMode(mode);
+  await benchSafeFast();
   await benchValidation();
   await soak();
+  indexMemoryResult = await indexMemory();
   const { ratios, latency, validation: validationReport, memory: memoryReport, targets, table } = report();
   const invalid = results.filter((r) => r.kind !== "401" && (r.non2xx > 0 || r.socket_errors > 0));
   const output = {
@@ -890,6 +1003,7 @@ async function main() {
     ratios,
     latency,
     validation: validationReport,
+    safe_fast: safeFast,
     memory: memoryReport,
     targets,
     results,
