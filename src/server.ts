@@ -82,7 +82,8 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     rateLimit: createRateLimiter({ rules: config.rateLimit.rules, store, metrics, clock }),
     bodyLimits: config.body,
     bodyMemory: shared.bodyMemory,
-    validator: createPushValidator(config, shared.gatewayFamilies),
+    // With the index on, it checks the Pushgateway's own families along with everything stored.
+    validator: createPushValidator(config, shared.store ? undefined : shared.gatewayFamilies),
     store: shared.store,
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,

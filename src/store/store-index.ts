@@ -1,4 +1,5 @@
 import type { MetricType } from "../exposition/types.js";
+import { SUFFIXES } from "../validation/consistency.js";
 import type { PushedFamilies } from "../validation/validate-push.js";
 import { PushViolation } from "../validation/violation.js";
 
@@ -33,12 +34,6 @@ export interface Reservation {
   /** The Pushgateway definitely did not store it: undo it, if nothing changed the group since. */
   rollback(): void;
 }
-
-const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
-  ["_bucket", ["histogram"]],
-  ["_count", ["histogram", "summary"]],
-  ["_sum", ["histogram", "summary"]],
-];
 
 export type OwnFamilies = (name: string) => MetricType | undefined;
 

@@ -7,7 +7,8 @@ export interface StoredFamilies {
   holder(name: string): { readonly type: MetricType; readonly holder: string } | undefined;
 }
 
-const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
+/** The series suffixes of histograms and summaries, with the types whose series carry them. */
+export const SUFFIXES: ReadonlyArray<readonly [string, readonly MetricType[]]> = [
   ["_bucket", ["histogram"]],
   ["_count", ["histogram", "summary"]],
   ["_sum", ["histogram", "summary"]],
