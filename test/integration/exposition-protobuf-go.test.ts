@@ -8,6 +8,7 @@ import { parseProtobuf } from "../../src/exposition/protobuf.js";
 import { type MetricType, type ParsedPush, seriesOf } from "../../src/exposition/types.js";
 import { buildGoFamilies, runProgram } from "../support/clients/index.js";
 import { type FamilySpec, type MetricSpec, PROTOBUF_CONTENT_TYPE } from "../support/protobuf.js";
+import { familySpecs } from "../support/push-arbitraries.js";
 
 /**
  * The protobuf parser against the real encoder: Prometheus' Go client (client_golang 1.14 and
@@ -194,33 +195,7 @@ describe("protobuf bodies written by Go's client_golang", () => {
   });
 
   it("generated families encoded by expfmt decode to the same model", async () => {
-    const text = fc.string({ unit: "binary", maxLength: 10 });
-    const metric: fc.Arbitrary<MetricSpec> = fc.record(
-      {
-        labels: fc.array(fc.tuple(text, text), { maxLength: 3 }),
-        values: fc.shuffledSubarray<MetricSpec["values"][number]>([
-          "gauge",
-          "counter",
-          "summary",
-          "untyped",
-          "histogram",
-        ]),
-        buckets: fc.array(fc.double(), { maxLength: 4 }),
-        quantiles: fc.array(fc.double(), { maxLength: 4 }),
-        timestampMs: fc.maxSafeInteger(),
-      },
-      { requiredKeys: ["values"] },
-    );
-    const family: fc.Arbitrary<FamilySpec> = fc.record(
-      {
-        name: text,
-        help: text,
-        type: fc.integer({ min: 0, max: 4 }),
-        metrics: fc.array(metric, { maxLength: 4 }),
-      },
-      { requiredKeys: ["name", "metrics"] },
-    );
-    const bodies: FamilySpec[][] = [[], ...fc.sample(fc.array(family, { maxLength: 4 }), { numRuns: 300 })];
+    const bodies: FamilySpec[][] = [[], ...fc.sample(familySpecs(), { numRuns: 300 })];
     const encoded = await encodeWithGo(bodies);
     expect(encoded).toHaveLength(bodies.length);
     bodies.forEach((specs, index) => {

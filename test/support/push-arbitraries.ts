@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import type { FamilySpec, MetricSpec } from "./protobuf.js";
 import {
   type CorpusPush,
   encodeDelimited,
@@ -675,4 +676,41 @@ function protoOf({ name, type, help, metrics }: ModelFamily): ProtoFamily {
       return { labels, [type]: 1 };
     }),
   };
+}
+
+/**
+ * MetricFamily specs for `encodeFamilies` with any bytes as names, help and labels, any mix of
+ * value fields, buckets and quantiles: what the protobuf parser's round-trip properties (against
+ * the test encoder, and against Go's expfmt) draw from.
+ */
+export function familySpecs(
+  counts: { minLength?: number; maxLength?: number } = { maxLength: 4 },
+): fc.Arbitrary<FamilySpec[]> {
+  const text = fc.string({ unit: "binary", maxLength: 10 });
+  const metric: fc.Arbitrary<MetricSpec> = fc.record(
+    {
+      labels: fc.array(fc.tuple(text, text), { maxLength: 3 }),
+      values: fc.shuffledSubarray<MetricSpec["values"][number]>([
+        "gauge",
+        "counter",
+        "summary",
+        "untyped",
+        "histogram",
+      ]),
+      buckets: fc.array(fc.double(), { maxLength: 4 }),
+      quantiles: fc.array(fc.double(), { maxLength: 4 }),
+      timestampMs: fc.maxSafeInteger(),
+    },
+    { requiredKeys: ["values"] },
+  );
+  const family: fc.Arbitrary<FamilySpec> = fc.record(
+    {
+      name: text,
+      help: text,
+      type: fc.integer({ min: 0, max: 4 }),
+      metrics: fc.array(metric, { maxLength: 4 }),
+    },
+    { requiredKeys: ["name", "metrics"] },
+  );
+  return fc.array(family, counts);
 }

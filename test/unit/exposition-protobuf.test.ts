@@ -19,6 +19,7 @@ import {
   type MetricSpec,
   pb,
 } from "../support/protobuf.js";
+import { familySpecs } from "../support/push-arbitraries.js";
 
 const MAX_SERIES = 10_000;
 
@@ -772,40 +773,13 @@ describe("parseProtobuf: maxLabels", () => {
     expect(refusal(body, { maxSeries: 10, maxLabels: 32 }).rule).toBe("too-many-labels");
   });
 
-  it("without maxLabels, any number of label pairs", () => {
+  it("with no label limit, any number of label pairs", () => {
     expect(parse(labelled(100)).families[0]?.metrics[0]?.labels).toHaveLength(100);
   });
 });
 
 describe("parseProtobuf: properties", () => {
-  const text = fc.string({ unit: "binary", maxLength: 10 });
-  const double = fc.double();
-  const metric: fc.Arbitrary<MetricSpec> = fc.record(
-    {
-      labels: fc.array(fc.tuple(text, text), { maxLength: 3 }),
-      values: fc.shuffledSubarray<MetricSpec["values"][number]>([
-        "gauge",
-        "counter",
-        "summary",
-        "untyped",
-        "histogram",
-      ]),
-      buckets: fc.array(double, { maxLength: 4 }),
-      quantiles: fc.array(double, { maxLength: 4 }),
-      timestampMs: fc.maxSafeInteger(),
-    },
-    { requiredKeys: ["values"] },
-  );
-  const family: fc.Arbitrary<FamilySpec> = fc.record(
-    {
-      name: text,
-      help: text,
-      type: fc.integer({ min: 0, max: 4 }),
-      metrics: fc.array(metric, { maxLength: 4 }),
-    },
-    { requiredKeys: ["name", "metrics"] },
-  );
-  const families = fc.array(family, { maxLength: 4 });
+  const families = familySpecs();
 
   it("families written by the test encoder decode to the same model", () => {
     fc.assert(
@@ -846,7 +820,7 @@ describe("parseProtobuf: properties", () => {
     let refused = 0;
     fc.assert(
       fc.property(
-        fc.array(family, { minLength: 1, maxLength: 3 }),
+        familySpecs({ minLength: 1, maxLength: 3 }),
         fc.array(edit, { minLength: 1, maxLength: 4 }),
         fc.nat(30),
         (specs, edits, maxSeries) => {
