@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { ExpositionError } from "./errors.js";
 import {
+  METRIC_TYPES,
   type MetricType,
   type MetricValueKind,
   type ParsedFamily,
@@ -49,8 +50,6 @@ const MAX_LENGTH_PREFIX_BYTES = 5;
 const MAX_FIELD_NUMBER = 2 ** 29 - 1;
 const TEXT_CACHE_SIZE = 256;
 
-/** The model's types by MetricType enum value; GAUGE_HISTOGRAM (5) has no place in it. */
-const METRIC_TYPES: readonly MetricType[] = ["counter", "gauge", "summary", "untyped", "histogram"];
 const GAUGE_HISTOGRAM = 5;
 
 interface Field {

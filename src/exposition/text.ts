@@ -8,7 +8,7 @@ import type {
   ParseLimits,
   Position,
 } from "./types.js";
-import { seriesOf } from "./types.js";
+import { metricTypeNamed, seriesOf } from "./types.js";
 
 /**
  * Parses a text format 0.0.4 body exactly as the Pushgateway's parser (prometheus/common
@@ -38,14 +38,9 @@ const EQUALS = 0x3d;
 /** A type Go's parser knows (client_model 0.3) but the Pushgateway cannot write as text. */
 type DeclaredType = MetricType | "gauge_histogram";
 
-const TYPES: Readonly<Record<string, DeclaredType>> = {
-  COUNTER: "counter",
-  GAUGE: "gauge",
-  SUMMARY: "summary",
-  UNTYPED: "untyped",
-  HISTOGRAM: "histogram",
-  GAUGE_HISTOGRAM: "gauge_histogram",
-};
+function declaredType(upper: string): DeclaredType | undefined {
+  return upper === "GAUGE_HISTOGRAM" ? "gauge_histogram" : metricTypeNamed(upper);
+}
 
 interface FamilyBuilder {
   readonly name: string;
@@ -243,7 +238,7 @@ class TextParser {
       throw this.#syntax(`second TYPE line for metric name "${family.name}", or TYPE reported after samples`);
     }
     const token = this.#untilNewline(false).toString("utf8");
-    const type = TYPES[goToUpper(token)];
+    const type = declaredType(goToUpper(token));
     if (type === undefined) throw this.#syntax(`unknown metric type ${shown(token)}`);
     family.type = type;
   }

@@ -5,8 +5,18 @@
  * every rule about names, labels, limits and collisions to `validation/`.
  */
 
-/** The family types the Pushgateway can expose to Prometheus. */
-export type MetricType = "counter" | "gauge" | "summary" | "untyped" | "histogram";
+/**
+ * The family types the Pushgateway can expose to Prometheus, in the order of client_model's
+ * `MetricType` enum (COUNTER = 0 ... HISTOGRAM = 4; GAUGE_HISTOGRAM = 5 has no text form).
+ */
+export const METRIC_TYPES = ["counter", "gauge", "summary", "untyped", "histogram"] as const;
+
+export type MetricType = (typeof METRIC_TYPES)[number];
+
+/** The type a name in upper case (`COUNTER`, as Go's enum and `/api/v1/metrics` spell it) stands for. */
+export function metricTypeNamed(upper: string): MetricType | undefined {
+  return METRIC_TYPES.find((type) => type.toUpperCase() === upper);
+}
 
 /** The value a metric carries, by its family's type. */
 export type MetricValueKind = MetricType;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { MetricType } from "../exposition/types.js";
+import { type MetricType, metricTypeNamed } from "../exposition/types.js";
 import type { Logger } from "../observability/logger.js";
 import type { Gateway } from "../upstream/gateway.js";
 import type { StoredFamilies } from "../validation/consistency.js";
@@ -8,13 +8,6 @@ import type { StoredFamilies } from "../validation/consistency.js";
 const MAX_SCAN_BYTES = 64 * 1024 * 1024;
 const REFRESH_TIMEOUT_MS = 2_000;
 const TYPE_LINE = /^# TYPE (\S+) (\S+)$/;
-const TYPES: Readonly<Record<string, MetricType>> = {
-  counter: "counter",
-  gauge: "gauge",
-  summary: "summary",
-  untyped: "untyped",
-  histogram: "histogram",
-};
 
 /**
  * The families a Pushgateway exposes itself (`go_*`, `process_*`, `pushgateway_*`, ...), with
@@ -36,7 +29,7 @@ export function ownFamilies(exposition: string): Map<string, MetricType> {
       if (!match) continue;
       close();
       name = match[1];
-      type = TYPES[match[2] as string];
+      type = metricTypeNamed((match[2] as string).toUpperCase());
       pushed = false;
       sampled = false;
     } else if (line !== "") {

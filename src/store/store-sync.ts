@@ -1,19 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { MetricType } from "../exposition/types.js";
+import { type MetricType, metricTypeNamed } from "../exposition/types.js";
 import type { Logger } from "../observability/logger.js";
 import type { Gateway } from "../upstream/gateway.js";
 import { readBody } from "../upstream/gateway.js";
 import { type PushedGroup, parseGroups } from "../upstream/groups.js";
 import { seriesHash } from "./series-hash.js";
 import type { StoreIndex } from "./store-index.js";
-
-const TYPES: Readonly<Record<string, MetricType>> = {
-  COUNTER: "counter",
-  GAUGE: "gauge",
-  SUMMARY: "summary",
-  UNTYPED: "untyped",
-  HISTOGRAM: "histogram",
-};
 
 /** A resync after an unknown outcome waits this long, so a burst of failures costs one read. */
 const DEBOUNCE_MS = 1_000;
@@ -131,7 +123,7 @@ export function indexedGroup(
 ): { path: string; team: string | undefined; families: Array<[string, IndexedFamily]> } {
   const families: Array<[string, IndexedFamily]> = [];
   for (const [name, family] of Object.entries(group.families)) {
-    const type = TYPES[family.type];
+    const type = metricTypeNamed(family.type);
     // GAUGE_HISTOGRAM and the like were stored around pushguard; nothing pushed through it can match them.
     if (type === undefined || !Array.isArray(family.metrics)) continue;
     let samples = 0;
