@@ -17,6 +17,7 @@ import type { ClientAddress } from "./ratelimit/client-address.js";
 import type { RateLimit } from "./ratelimit/limiter.js";
 import type { StoreStage } from "./store/create-store.js";
 import type { Reservation } from "./store/store-index.js";
+import type { TeamStoreRules } from "./store/store-rules.js";
 import { toProblem, type UpstreamResponse } from "./upstream/forward.js";
 import { type Gateway, NOT_SENT_REASONS } from "./upstream/gateway.js";
 import type { PushValidator, ValidatedPush } from "./validation/create-validator.js";
@@ -32,6 +33,8 @@ export interface PipelineStages {
   readonly validator: PushValidator;
   /** The store index (`store.index.enabled`): consistency with everything already stored. */
   readonly store: StoreStage | undefined;
+  /** Quotas and name ownership per team under this config. */
+  readonly storeRules: TeamStoreRules;
   readonly upstreamSlots: UpstreamSlots;
   readonly upstream: Gateway;
   readonly metrics: Metrics;
@@ -122,11 +125,12 @@ export function createApiApp(currentStages: () => PipelineStages): Hono<{ Bindin
       await holdUpstreamSlot(upstreamSlots, c.env.outgoing, decision.team);
       let reservation: Reservation | undefined;
       if (validated && stages.store && operation.action === "push") {
-        reservation = stages.store.reservePush(
+        reservation = await stages.store.reservePush(
           decision.upstreamPath,
           operation.method,
           validated.families,
           decision.team,
+          stages.storeRules(decision.team),
         );
       }
       const upstreamRequest = {
@@ -262,7 +266,7 @@ async function forward(
   send: () => Promise<UpstreamResponse>,
 ): Promise<UpstreamResponse> {
   if (!store || operation.action === "read" || operation.action === "probe") return send();
-  const sentAt = store.beforeSend(operation, path);
+  const sentAt = await store.beforeSend(operation, path);
   let response: UpstreamResponse;
   try {
     response = await send();

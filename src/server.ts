@@ -19,6 +19,7 @@ import { createRateLimiter } from "./ratelimit/limiter.js";
 import type { Clock, LimitStore } from "./ratelimit/store.js";
 import { createStore, type StoreStage } from "./store/create-store.js";
 import { GatewayFamilies } from "./store/gateway-families.js";
+import { createStoreRules } from "./store/store-rules.js";
 import { createGateway, describeUpstream } from "./upstream/create-gateway.js";
 import type { Gateway } from "./upstream/gateway.js";
 import type { ResolveHost } from "./upstream/replica-discovery.js";
@@ -64,7 +65,7 @@ interface Shared {
   readonly clock: Clock;
   /** The Pushgateway's own families, which no push may contradict. */
   readonly gatewayFamilies: GatewayFamilies;
-  /** The store index, built once (`store.*` needs a restart). */
+  /** The store index, built once (`store.index` needs a restart). */
   readonly store: StoreStage | undefined;
 }
 
@@ -85,6 +86,7 @@ function buildStages(config: Config, shared: Shared): PipelineStages {
     // With the index on, it checks the Pushgateway's own families along with everything stored.
     validator: createPushValidator(config, shared.store ? undefined : shared.gatewayFamilies),
     store: shared.store,
+    storeRules: createStoreRules(config),
     upstreamSlots: shared.upstreamSlots,
     upstream: shared.upstream,
     metrics: shared.metrics,
@@ -149,7 +151,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // Before listening, so the first push is already checked against the Pushgateway's own families.
   shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());
   await shared.store?.start();
-  if (shared.store) metrics.teamUsage = () => (shared.store as StoreStage).usage();
+  if (shared.store) metrics.teamUsage = () => (shared.store as StoreStage).usage(stages.storeRules);
   const janitor = createJanitor(config, {
     gateway: shared.store?.observe(upstream) ?? upstream,
     clock: shared.clock,
@@ -161,6 +163,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await janitor?.stop();
     await upstream.close();
     await shared.limitStore.close();
+    await shared.store?.stop();
     throw error;
   };
   const { server: apiServer, url: apiUrl } = await listen(api.fetch, config.listen.api, config).catch(
@@ -193,9 +196,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
           },
         ]);
       }
-      const needsRestart = ["listen", "upstream", "server", "overload", "store"].filter(
+      const needsRestart = ["listen", "upstream", "server", "overload"].filter(
         (key) => JSON.stringify(next[key as keyof Config]) !== JSON.stringify(active[key as keyof Config]),
       );
+      // Quotas and name ownership follow a reload; the index itself is built once.
+      if (JSON.stringify(next.store.index) !== JSON.stringify(active.store.index))
+        needsRestart.push("store.index");
       // TTLs follow a reload; whether and how the janitor runs is fixed at start.
       const { defaultTtl: _next, ...janitorNext } = next.janitor;
       const { defaultTtl: _active, ...janitorActive } = active.janitor;
@@ -217,12 +223,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     async close() {
       draining = true;
       shared.gatewayFamilies.stop();
-      shared.store?.stop();
+      const storeStopped = shared.store?.stop();
       await closeGracefully(apiServer, config.server.shutdownGraceMs);
       await closeGracefully(metricsServer, 0);
       await janitor?.stop();
       await upstream.close();
       await shared.limitStore.close();
+      await storeStopped;
     },
   };
 }

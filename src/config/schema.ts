@@ -9,7 +9,7 @@ import {
   plainGlob,
   templateString,
 } from "./jwt-schema.js";
-import { teamValidation, validationSection } from "./validation-schema.js";
+import { metricNameGlob, teamValidation, validationSection } from "./validation-schema.js";
 
 /**
  * The one source of truth for pushguard's configuration file. Every key is documented in the
@@ -392,8 +392,15 @@ export const configSchema = z
       .strictObject({
         index: z
           .strictObject({
-            enabled: z.boolean().default(false),
+            enabled: z.boolean().default(true),
             resyncIntervalMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+            redis: coordinationRedis("pushguard:store:", 200).optional(),
+          })
+          .prefault({}),
+        names: z
+          .strictObject({
+            ownership: z.enum(["claimed", "first"]).default("claimed"),
+            shared: z.array(metricNameGlob).default([]),
           })
           .prefault({}),
         quotas: z

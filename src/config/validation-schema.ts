@@ -30,7 +30,7 @@ const limitShape = {
   helpBytes: limit(1_048_576),
 };
 
-const metricNameGlob = plainGlob("are not filled in metric-name patterns");
+export const metricNameGlob = plainGlob("are not filled in metric-name patterns");
 
 /**
  * Names nobody may push unless `validation.metricNames.deny` says otherwise: Prometheus's own
@@ -92,6 +92,7 @@ export const teamValidation = z
       .strictObject({
         allow: z.array(metricNameGlob).min(1, "allow at least one pattern").optional(),
         deny: z.array(metricNameGlob).default([]),
+        own: z.array(metricNameGlob).default([]),
       })
       .prefault({}),
   })

@@ -3,81 +3,147 @@ import { ProblemError } from "../errors.js";
 import { compileOwnership } from "../janitor/ownership.js";
 import type { Logger } from "../observability/logger.js";
 import type { Operation } from "../pushgateway/classify.js";
+import { redisPassword } from "../redis-client.js";
 import type { Gateway } from "../upstream/gateway.js";
 import type { PushedFamilies } from "../validation/validate-push.js";
 import { PushViolation } from "../validation/violation.js";
 import type { GatewayFamilies } from "./gateway-families.js";
-import { type Reservation, StoreIndex, type TeamQuota } from "./store-index.js";
+import { SharedNames } from "./shared-names.js";
+import { type Reservation, StoreIndex, type StoreRules, type TeamQuota } from "./store-index.js";
+import type { TeamStoreRules } from "./store-rules.js";
 import { StoreSync } from "./store-sync.js";
 
 /** The consistency stage: what a write may store given everything else stored, and after it. */
 export interface StoreStage {
   /** Whether the index has been built (pushes are refused until it is). */
   readonly ready: boolean;
-  /** @throws ProblemError 409 ERR_FAMILY_CONFLICT, or 503 while the index is not built */
-  /** @param team the pushing team, whose quota applies */
+  /**
+   * Checks a push against the store (and, with `store.index.redis`, the names every replica
+   * recorded) and records it as if stored, until `settle`.
+   * @throws ProblemError 409 ERR_FAMILY_CONFLICT, 422, 429 ERR_QUOTA_EXCEEDED, or 503 while the
+   *   index is not built or its Redis is unreachable
+   */
   reservePush(
     path: string,
     method: "PUT" | "POST",
     families: PushedFamilies,
     team: string | undefined,
-  ): Reservation;
+    rules: StoreRules,
+  ): Promise<Reservation>;
   /** Groups and series stored per team, with each team's quota (for the `pushguard_team_*` gauges). */
-  usage(): Array<{ team: string; groups: number; series: number; quota: TeamQuota }>;
+  usage(rules: TeamStoreRules): Array<{ team: string; groups: number; series: number; quota: TeamQuota }>;
   /** Call before sending a write: what its settlement must compare against. */
-  beforeSend(operation: Operation, path: string): number | undefined;
+  beforeSend(operation: Operation, path: string): Promise<SentAt | undefined>;
   /** Records what the Pushgateway answered to a write: `undefined` when no answer came. */
   settle(
     operation: Operation,
     path: string,
     status: number | undefined,
     reservation?: Reservation,
-    sentAt?: number,
+    sentAt?: SentAt,
   ): void;
   /** `gateway`, with the deletes other writers (the janitor) send through it kept in the index. */
   observe(gateway: Gateway): Gateway;
   start(): Promise<void>;
-  stop(): void;
+  stop(): Promise<void>;
+}
+
+/** The versions a DELETE was sent against: the local index's, and Redis's. */
+export interface SentAt {
+  readonly local: number | undefined;
+  readonly shared: string | undefined;
 }
 
 /** `store.index` as a stage, or undefined when it is off. */
 export function createStore(
   config: Config,
-  deps: { gateway: Gateway; logger: Logger; gatewayFamilies: GatewayFamilies },
+  deps: { gateway: Gateway; logger: Logger; gatewayFamilies: GatewayFamilies; env?: NodeJS.ProcessEnv },
 ): StoreStage | undefined {
   if (!config.store.index.enabled) return undefined;
   const index = new StoreIndex((name) => deps.gatewayFamilies.holder(name)?.type);
   const attribute = compileOwnership(config.teams, undefined);
+  const redis = config.store.index.redis;
+  const shared =
+    redis === undefined
+      ? undefined
+      : new SharedNames(
+          {
+            ...redis,
+            password: () => redisPassword(redis, "store.index.redis", deps.env ?? process.env),
+          },
+          (error) => deps.logger.debug({ err: error }, "store index redis connection error"),
+        );
   const sync = new StoreSync(
     index,
     deps.gateway,
     deps.logger,
     config.store.index.resyncIntervalMs,
     (labels) => attribute(labels).owners[0],
+    shared && {
+      names: shared,
+      // A push recorded in Redis may take this long to reach the store (queue, then upstream).
+      graceMs: 2 * config.upstream.timeoutMs + config.overload.maxQueueWaitMs + 5_000,
+    },
   );
-  const quotas = teamQuotas(config);
+  const unavailable = (detail: string) =>
+    new ProblemError("ERR_STORE_UNAVAILABLE", detail, { headers: { "retry-after": "2" } });
+  const deleted = (path: string, sentAt: SentAt | undefined) => {
+    // A push reserved after the DELETE was sent lands after it: keep it, and read the store.
+    if (!index.deleteGroup(path, sentAt?.local ?? index.versionOf(path))) sync.resyncSoon();
+    if (shared && sentAt?.shared !== undefined) {
+      shared.delete(path, sentAt.shared).catch((error) => {
+        deps.logger.warn(
+          { err: error },
+          "store index: could not record a delete in Redis; the next resync will",
+        );
+      });
+    }
+  };
+  const sentAtOf = async (path: string): Promise<SentAt> => ({
+    local: index.versionOf(path),
+    // Without a version from Redis the delete is not recorded there; the next resync corrects it.
+    shared: shared ? await shared.versionOf(path).catch(() => undefined) : undefined,
+  });
   return {
     get ready() {
       return sync.ready;
     },
-    reservePush(path, method, families, team) {
+    async reservePush(path, method, families, team, rules) {
       if (!sync.ready) {
-        throw new ProblemError(
-          "ERR_STORE_UNAVAILABLE",
-          "the store index is not built yet, so the push cannot be checked",
-          {
-            headers: { "retry-after": "2" },
-          },
-        );
+        throw unavailable(`the store index is not built yet, so the push cannot be checked: ${sync.failure}`);
       }
+      let local: Reservation;
       try {
-        return index.reservePush(path, method, families, team, team === undefined ? undefined : quotas(team));
+        local = index.reservePush(path, method, families, team, rules);
       } catch (error) {
         throw error instanceof PushViolation ? error.toProblem() : error;
       }
+      if (!shared) return local;
+      try {
+        const recorded = await shared.reserve(path, method, families, team, rules.firstTeamOwns);
+        return {
+          commit: () => local.commit(),
+          rollback: () => {
+            local.rollback();
+            recorded.rollback().catch((error) => {
+              deps.logger.warn(
+                { err: error },
+                "store index: could not undo a refused push in Redis; the next resync will",
+              );
+            });
+          },
+        };
+      } catch (error) {
+        local.rollback();
+        if (error instanceof PushViolation) throw error.toProblem();
+        deps.logger.warn({ err: error }, "store index: Redis unreachable, push refused");
+        throw unavailable(
+          "the store index's Redis (store.index.redis) is unreachable, so the push cannot be checked",
+        );
+      }
     },
-    beforeSend(operation, path) {
-      return operation.action === "delete" ? index.versionOf(path) : undefined;
+    async beforeSend(operation, path) {
+      return operation.action === "delete" ? sentAtOf(path) : undefined;
     },
     settle(operation, path, status, reservation, sentAt) {
       if (status === undefined || status >= 500) {
@@ -90,17 +156,22 @@ export function createStore(
         if (stored) reservation?.commit();
         else reservation?.rollback();
       } else if (operation.action === "delete" && stored) {
-        // A push reserved after the DELETE was sent lands after it: keep it, and read the store.
-        if (!index.deleteGroup(path, sentAt ?? index.versionOf(path))) sync.resyncSoon();
+        deleted(path, sentAt);
       } else if (operation.action === "wipe" && stored) {
         index.clear();
+        shared?.clear().catch((error) => {
+          deps.logger.warn(
+            { err: error },
+            "store index: could not record a wipe in Redis; the next resync will",
+          );
+        });
       }
     },
-    usage() {
-      const teams = new Set([...config.teams.map((team) => team.name), ...index.usage().keys()]);
+    usage(rules) {
+      const teams = new Set([...rules.teams, ...index.usage().keys()]);
       return [...teams].map((team) => {
         const used = index.usage().get(team);
-        return { team, groups: used?.groups ?? 0, series: used?.series ?? 0, quota: quotas(team) };
+        return { team, groups: used?.groups ?? 0, series: used?.series ?? 0, quota: rules(team).quota };
       });
     },
     observe(gateway) {
@@ -110,10 +181,10 @@ export function createStore(
         replicas: () => gateway.replicas(),
         close: () => gateway.close(),
         async request(request) {
-          const sentAt = request.method === "DELETE" ? index.versionOf(request.path) : undefined;
+          const sentAt = request.method === "DELETE" ? await sentAtOf(request.path) : undefined;
           const response = await gateway.request(request);
           if (request.method === "DELETE" && response.status >= 200 && response.status < 300) {
-            if (!index.deleteGroup(request.path, sentAt)) sync.resyncSoon();
+            deleted(request.path, sentAt);
           }
           return response;
         },
@@ -123,24 +194,9 @@ export function createStore(
       await sync.resync();
       sync.start();
     },
-    stop() {
+    async stop() {
       sync.stop();
+      await shared?.close();
     },
   };
-}
-
-/** Each team's quota: its own `quotas` over `store.quotas`. */
-function teamQuotas(config: Config): (team: string) => TeamQuota {
-  const defaults = config.store.quotas;
-  const byTeam = new Map(
-    config.teams.map((team) => [
-      team.name,
-      {
-        groups: team.quotas.groups ?? defaults.groupsPerTeam,
-        series: team.quotas.series ?? defaults.seriesPerTeam,
-      },
-    ]),
-  );
-  const fallback = { groups: defaults.groupsPerTeam, series: defaults.seriesPerTeam };
-  return (team) => byTeam.get(team) ?? fallback;
 }

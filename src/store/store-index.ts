@@ -49,7 +49,26 @@ export interface TeamUsage {
   series: number;
 }
 
-const UNLIMITED: TeamQuota = { groups: Number.POSITIVE_INFINITY, series: Number.POSITIVE_INFINITY };
+/** What a push by one team is checked against beyond consistency: its quota, and name ownership. */
+export interface StoreRules {
+  readonly quota: TeamQuota;
+  /**
+   * Whether `name`, once another team stores it, is that team's while it does
+   * (`store.names.ownership: first`, except `store.names.shared`).
+   */
+  readonly firstTeamOwns: (name: string) => boolean;
+  /**
+   * Whether this index decides family names at all: false when they are decided across
+   * replicas in Redis (this index then checks series and quotas only).
+   */
+  readonly checkNames: boolean;
+}
+
+const UNLIMITED: StoreRules = {
+  quota: { groups: Number.POSITIVE_INFINITY, series: Number.POSITIVE_INFINITY },
+  firstTeamOwns: () => false,
+  checkNames: true,
+};
 
 /**
  * What the Pushgateway stores, as far as consistency needs it: for every group its families'
@@ -95,21 +114,23 @@ export class StoreIndex {
 
   /**
    * Checks a push to the group at `path` and records it as if stored.
-   * @throws PushViolation `type-conflict`, `suffix-conflict` or `series-conflict`
+   * @throws PushViolation `type-conflict`, `suffix-conflict`, `series-conflict`,
+   *   `metric-name-owned`, `team-groups` or `team-series`
    */
   reservePush(
     path: string,
     method: "PUT" | "POST",
     families: PushedFamilies,
     team?: string,
-    quota: TeamQuota = UNLIMITED,
+    rules: StoreRules = UNLIMITED,
   ): Reservation {
     const group = this.#groups.get(path);
     const pushed = new Set(families.map((family) => family.name));
     const replaced = (holder: string, name: string) =>
       holder === path && (method === "PUT" || pushed.has(name));
+    // With names decided in Redis, only the Pushgateway's own families are checked here.
     const holderOf = (name: string): { type: MetricType; holder: string } | undefined => {
-      const entry = this.#names.get(name);
+      const entry = rules.checkNames ? this.#names.get(name) : undefined;
       if (entry) {
         for (const holder of entry.holders) {
           if (!replaced(holder, name))
@@ -120,25 +141,14 @@ export class StoreIndex {
       return own === undefined ? undefined : { type: own, holder: "the Pushgateway's own metrics" };
     };
     for (const family of families) {
-      const same = holderOf(family.name);
-      if (same && same.type !== family.type) {
-        throw new PushViolation(
-          "type-conflict",
-          `family "${family.name}" is a ${same.type} in ${same.holder}; it cannot be pushed as a ${family.type}`,
-          { family: family.name, at: family.at, holder: same.holder },
-        );
-      }
-      for (const [suffix, types] of SUFFIXES) {
-        const base = family.name.endsWith(suffix)
-          ? holderOf(family.name.slice(0, -suffix.length))
-          : undefined;
-        const clash = types.includes(family.type) ? holderOf(family.name + suffix) : undefined;
-        const holder = base && types.includes(base.type) ? base.holder : clash?.holder;
-        if (holder !== undefined) {
+      checkNames(family, holderOf);
+      if (rules.checkNames && team !== undefined && rules.firstTeamOwns(family.name)) {
+        const owner = this.#ownerOf(family.name, team, (holder) => replaced(holder, family.name));
+        if (owner !== undefined) {
           throw new PushViolation(
-            "suffix-conflict",
-            `family "${family.name}" collides with a family in ${holder}: a histogram's or summary's series share its name`,
-            { family: family.name, at: family.at, holder },
+            "metric-name-owned",
+            `metric "${family.name}" is stored by team ${owner}, which owns it while it stores it (store.names.ownership: first); rename the metric`,
+            { family: family.name, at: family.at, owner },
           );
         }
       }
@@ -153,7 +163,8 @@ export class StoreIndex {
         }
       }
     }
-    if (team !== undefined) checkQuota(this.#usage.get(team), team, quota, group, method, families);
+    if (team !== undefined) checkQuota(this.#usage.get(team), team, rules.quota, group, method, families);
+
     const before = group ? { team: group.team, families: new Map(group.families) } : undefined;
     const apply = () => {
       const current = this.#groups.get(path);
@@ -253,6 +264,15 @@ export class StoreIndex {
     for (const change of this.#pending) change();
   }
 
+  /** Another team storing `name` in a group `replaced` does not give up, if any. */
+  #ownerOf(name: string, team: string, replaced: (holder: string) => boolean): string | undefined {
+    for (const holder of this.#names.get(name)?.holders ?? []) {
+      const owner = this.#groups.get(holder)?.team;
+      if (owner !== undefined && owner !== team && !replaced(holder)) return owner;
+    }
+    return undefined;
+  }
+
   /**
    * Who holds a clashing family, as the pushing team may learn it: its own groups by path,
    * another team's only by the team (its jobs and labels are not the pusher's to read).
@@ -320,6 +340,36 @@ export class StoreIndex {
     }
     const usage = group.team === undefined ? undefined : this.#usage.get(group.team);
     if (usage) usage.series -= family.samples;
+  }
+}
+
+/**
+ * Refuses a family whose type differs from the family of that name stored elsewhere, or whose
+ * series names collide with another family's (a histogram `x` beside a counter `x_count`).
+ */
+function checkNames(
+  family: PushedFamilies[number],
+  holderOf: (name: string) => { type: MetricType; holder: string } | undefined,
+): void {
+  const same = holderOf(family.name);
+  if (same && same.type !== family.type) {
+    throw new PushViolation(
+      "type-conflict",
+      `family "${family.name}" is a ${same.type} in ${same.holder}; it cannot be pushed as a ${family.type}`,
+      { family: family.name, at: family.at, holder: same.holder },
+    );
+  }
+  for (const [suffix, types] of SUFFIXES) {
+    const base = family.name.endsWith(suffix) ? holderOf(family.name.slice(0, -suffix.length)) : undefined;
+    const clash = types.includes(family.type) ? holderOf(family.name + suffix) : undefined;
+    const holder = base && types.includes(base.type) ? base.holder : clash?.holder;
+    if (holder !== undefined) {
+      throw new PushViolation(
+        "suffix-conflict",
+        `family "${family.name}" collides with a family in ${holder}: a histogram's or summary's series share its name`,
+        { family: family.name, at: family.at, holder },
+      );
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
+import { ProblemError } from "../errors.js";
 import { type MetricType, metricTypeNamed } from "../exposition/types.js";
 import type { Logger } from "../observability/logger.js";
 import type { Gateway } from "../upstream/gateway.js";
 import { readBody } from "../upstream/gateway.js";
 import { type PushedGroup, parseGroups } from "../upstream/groups.js";
 import { seriesHash } from "./series-hash.js";
+import type { SharedNames } from "./shared-names.js";
 import type { StoreIndex } from "./store-index.js";
 
 /** A resync after an unknown outcome waits this long, so a burst of failures costs one read. */
@@ -22,20 +24,28 @@ export class StoreSync {
   readonly #logger: Logger;
   readonly #intervalMs: number;
   readonly #owner: (labels: Readonly<Record<string, string>>) => string | undefined;
+  readonly #shared: SharedSync | undefined;
   #ready = false;
+  /** Why the last read failed, for the refusals while the index is not built. */
+  #failure = "the first read of the store has not finished";
   #running: Promise<boolean> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
 
-  /** @param owner the team a stored group counts against (its pusher is not known after a re-read) */
+  /**
+   * @param owner the team a stored group counts against (its pusher is not known after a re-read)
+   * @param shared the names every replica records in Redis, corrected from each read
+   */
   constructor(
     index: StoreIndex,
     gateway: Gateway,
     logger: Logger,
     intervalMs: number,
     owner: (labels: Readonly<Record<string, string>>) => string | undefined,
+    shared?: SharedSync,
   ) {
     this.#owner = owner;
+    this.#shared = shared;
     this.#index = index;
     this.#gateway = gateway;
     this.#logger = logger;
@@ -44,6 +54,10 @@ export class StoreSync {
 
   get ready(): boolean {
     return this.#ready;
+  }
+
+  get failure(): string {
+    return this.#failure;
   }
 
   /** Reads the whole store into the index; one read at a time. */
@@ -83,6 +97,8 @@ export class StoreSync {
 
   async #read(): Promise<boolean> {
     this.#index.beginResync();
+    // Redis's clock when the read starts: what was recorded well before it, the read must show.
+    const readAt = await this.#shared?.names.now().catch(() => undefined);
     try {
       const response = await this.#gateway.request({
         method: "GET",
@@ -94,7 +110,9 @@ export class StoreSync {
       const body = await readBody(response);
       if (response.status !== 200) throw new Error(`/api/v1/metrics answered ${response.status}`);
       const { groups, unreadable } = parseGroups(JSON.parse(body.toString("utf8")));
-      this.#index.load([...groups.values()].map((group) => indexedGroup(group, this.#owner(group.labels))));
+      const indexed = [...groups.values()].map((group) => indexedGroup(group, this.#owner(group.labels)));
+      this.#index.load(indexed);
+      if (this.#shared && readAt !== undefined) await reconcile(indexed, readAt, this.#shared, this.#logger);
       if (unreadable > 0)
         this.#logger.warn(
           { unreadable },
@@ -103,11 +121,47 @@ export class StoreSync {
       this.#ready = true;
       return true;
     } catch (error) {
+      this.#failure =
+        error instanceof ProblemError
+          ? `the Pushgateway is unreachable (${error.code})`
+          : `its /api/v1/metrics could not be read (${(error as Error).message})`;
       this.#index.abandonResync();
       this.#logger.warn({ err: error }, "store index: could not read the Pushgateway's store; trying again");
       return false;
     }
   }
+}
+
+/**
+ * Corrects what Redis records from a read of the store (a replica that died between recording a
+ * push and sending it, a delete not recorded): the read is the truth for every group not changed
+ * just before it.
+ */
+async function reconcile(
+  groups: ReturnType<typeof indexedGroup>[],
+  readAt: number,
+  shared: SharedSync,
+  logger: Logger,
+): Promise<void> {
+  const stored = new Map(
+    groups.map((group) => [
+      group.path,
+      { team: group.team, families: new Map(group.families.map(([name, family]) => [name, family.type])) },
+    ]),
+  );
+  try {
+    const corrected = await shared.names.reconcile(stored, readAt, shared.graceMs);
+    if (corrected > 0)
+      logger.info({ corrected }, "store index: groups recorded in Redis corrected from the store");
+  } catch (error) {
+    logger.warn({ err: error }, "store index: could not correct the names recorded in Redis; next resync");
+  }
+}
+
+/** The names shared in Redis, and how long a recorded push may take to show in a read. */
+export interface SharedSync {
+  readonly names: SharedNames;
+  readonly graceMs: number;
 }
 
 interface IndexedFamily {

@@ -10,6 +10,11 @@ export interface PushPolicy {
   /** Why `name` may not be pushed (the pattern that denies it), or undefined when it may. */
   readonly deniedName: (name: string) => string | undefined;
   /**
+   * The team that claims `name` by its `metricNames.own` patterns when this team does not, so this
+   * team may not push it; undefined when nobody else claims it.
+   */
+  readonly ownedElsewhere: (name: string) => { team: string; pattern: string } | undefined;
+  /**
    * Labels this team may not set: those other teams' `groupingKey` injects or requires, and those
    * reserved in config, except the ones the team's own `groupingKey` injects or requires.
    */
@@ -33,11 +38,21 @@ export function createPushPolicies(config: Config): (team: string | undefined) =
     ...Object.keys(team.groupingKey.require),
   ];
   const reservedByAnyone = new Set([...global.reservedLabels, ...config.teams.flatMap(owned)]);
+  // Names claimed by a team's `metricNames.own`: others may not push them (patterns that overlap
+  // let each of their teams push the names they share).
+  const claims = config.teams.flatMap((team) =>
+    team.validation.metricNames.own.map((pattern) => ({
+      team: team.name,
+      pattern,
+      matches: compileGlob(pattern),
+    })),
+  );
   const build = (
     limits: PushLimits,
     allow: readonly string[],
     deny: readonly string[],
     own: readonly string[],
+    team?: string,
   ): PushPolicy => {
     const allowed = allow.map(compileGlob);
     const denied = deny.map((pattern) => ({ pattern, matches: compileGlob(pattern) }));
@@ -51,6 +66,15 @@ export function createPushPolicies(config: Config): (team: string | undefined) =
         if (!allowed.some((matches) => matches(name))) return `it matches none of ${allow.join(", ")}`;
         return undefined;
       },
+      ownedElsewhere(name) {
+        let elsewhere: { team: string; pattern: string } | undefined;
+        for (const claim of claims) {
+          if (!claim.matches(name)) continue;
+          if (claim.team === team) return undefined;
+          elsewhere ??= { team: claim.team, pattern: claim.pattern };
+        }
+        return elsewhere;
+      },
       reservedLabels,
       summary: [
         `limits: ${Object.entries(limits)
@@ -58,6 +82,14 @@ export function createPushPolicies(config: Config): (team: string | undefined) =
           .join(", ")}`,
         `metric names: allow ${allow.join(", ")}${deny.length > 0 ? `; deny ${deny.join(", ")}` : ""}`,
         `reserved labels: ${reservedLabels.size > 0 ? [...reservedLabels].sort().join(", ") : "none"}`,
+        ...(team !== undefined && claims.some((claim) => claim.team === team)
+          ? [
+              `owns metric names: ${claims
+                .filter((claim) => claim.team === team)
+                .map((claim) => claim.pattern)
+                .join(", ")}`,
+            ]
+          : []),
       ],
     };
   };
@@ -68,7 +100,7 @@ export function createPushPolicies(config: Config): (team: string | undefined) =
       const limits = { ...global.limits, ...withoutUndefined(own.limits) } as PushLimits;
       const allow = own.metricNames.allow ?? global.metricNames.allow;
       const deny = [...global.metricNames.deny, ...own.metricNames.deny];
-      return [team.name, build(limits, allow, deny, owned(team))];
+      return [team.name, build(limits, allow, deny, owned(team), team.name)];
     }),
   );
   return (team) => (team === undefined ? fallback : (byTeam.get(team) ?? fallback));

@@ -8,6 +8,7 @@ import {
 } from "../exposition/types.js";
 import type { GroupingKey } from "../pushgateway/grouping-key.js";
 import { seriesHash } from "../store/series-hash.js";
+import { SUFFIXES } from "./consistency.js";
 import type { PushPolicy } from "./policy.js";
 import { PushViolation } from "./violation.js";
 
@@ -158,6 +159,7 @@ function checkFamily(
   const denied = policy.deniedName(name);
   if (denied)
     throw new PushViolation("metric-name-denied", `metric "${name}" may not be pushed: ${denied}`, where);
+  checkOwnership(name, family.type, policy, where);
   if (family.help !== undefined) {
     checkLength("help-length", `HELP of "${name}"`, family.help, policy.limits.helpBytes, where);
   }
@@ -183,6 +185,32 @@ function checkFamily(
       `the grouping key sets "${special}", which the ${family.type} "${name}" uses for its own series; remove it from the push path`,
       { ...where, label: special },
     );
+  }
+}
+
+/**
+ * Refuses a family whose name, or the name of one of its series (a histogram's `_bucket`, ...),
+ * another team claims with `metricNames.own`.
+ */
+function checkOwnership(
+  name: string,
+  type: MetricType,
+  policy: PushPolicy,
+  where: { family: string; at: Position },
+): void {
+  const names = [
+    name,
+    ...SUFFIXES.filter(([, types]) => types.includes(type)).map(([suffix]) => name + suffix),
+  ];
+  for (const seriesName of names) {
+    const owner = policy.ownedElsewhere(seriesName);
+    if (owner) {
+      throw new PushViolation(
+        "metric-name-owned",
+        `metric "${seriesName}" belongs to team ${owner.team} (its metricNames.own pattern "${owner.pattern}"); rename the metric`,
+        { ...where, owner: owner.team },
+      );
+    }
   }
 }
 

@@ -28,6 +28,7 @@ export type ViolationRule =
   | "label-value-length"
   | "help-length"
   | "metric-name-denied"
+  | "metric-name-owned"
   | "reserved-label"
   | "type-conflict"
   | "suffix-conflict"
@@ -62,6 +63,7 @@ const RULE_CODES: Record<ViolationRule, ProblemCode> = {
   "label-value-length": "ERR_PUSH_LIMIT",
   "help-length": "ERR_PUSH_LIMIT",
   "metric-name-denied": "ERR_METRIC_NAME_DENIED",
+  "metric-name-owned": "ERR_METRIC_NAME_DENIED",
   "reserved-label": "ERR_LABEL_RESERVED",
   "type-conflict": "ERR_FAMILY_CONFLICT",
   "suffix-conflict": "ERR_FAMILY_CONFLICT",
@@ -81,6 +83,8 @@ export interface ViolationDetails {
   readonly actual?: number;
   /** For conflicts: who holds the family the push clashes with. */
   readonly holder?: string;
+  /** For names another team owns: that team. */
+  readonly owner?: string;
 }
 
 /** One reason a push is refused; becomes a problem response in `toProblem`. */

@@ -517,7 +517,9 @@ describe("the streaming body cap (chunked bodies, no Content-Length)", () => {
 describe("upstream failures", () => {
   it("answers 502 ERR_UPSTREAM_UNAVAILABLE when nothing listens upstream", async () => {
     const deadPort = await freePort();
-    const gateway = await startPushguard(standardConfig(`http://127.0.0.1:${deadPort}`));
+    const gateway = await startPushguard(
+      standardConfig(`http://127.0.0.1:${deadPort}`, "store: { index: { enabled: false } }"),
+    );
     try {
       const response = await send(gateway.apiUrl, "PUT", "/metrics/job/team-a-x", {
         headers: bearer(TEAM_A_TOKEN),
@@ -527,6 +529,24 @@ describe("upstream failures", () => {
       expect(response.json().code).toBe("ERR_UPSTREAM_UNAVAILABLE");
       const ready = await fetch(`${gateway.metricsUrl}/readyz`);
       expect(ready.status).toBe(503);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("with the store index (the default), answers 503 ERR_STORE_UNAVAILABLE saying the Pushgateway cannot be read", async () => {
+    const deadPort = await freePort();
+    const gateway = await startPushguard(standardConfig(`http://127.0.0.1:${deadPort}`));
+    try {
+      const response = await send(gateway.apiUrl, "PUT", "/metrics/job/team-a-x", {
+        headers: bearer(TEAM_A_TOKEN),
+        body: BODY,
+      });
+      expect(response.status).toBe(503);
+      expect(response.headers["retry-after"]).toBe("2");
+      expect(response.json()).toMatchObject({ code: "ERR_STORE_UNAVAILABLE" });
+      expect(response.json<{ detail: string }>().detail).toContain("the Pushgateway is unreachable");
+      expect((await fetch(`${gateway.metricsUrl}/readyz`)).status).toBe(503);
     } finally {
       await gateway.close();
     }

@@ -156,15 +156,34 @@ describe("refused pushes never reach the Pushgateway", () => {
 });
 
 describe("what only the Pushgateway knows", () => {
-  it("answers its consistency refusal as a problem too", async () => {
+  it("answers its consistency refusal as a problem too (store index off)", async () => {
+    const unindexed = await startPushguard(
+      standardConfig(pushgateway.url, "store: { index: { enabled: false } }"),
+    );
+    try {
+      const via = (path: string, body: string) =>
+        send(unindexed.apiUrl, "PUT", path, { headers: bearer(TEAM_A_TOKEN), body });
+      expect((await via("/metrics/job/team-a-one", "# TYPE shared_x counter\nshared_x 1\n")).status).toBe(
+        200,
+      );
+      const conflict = await via("/metrics/job/team-a-two", "# TYPE shared_x gauge\nshared_x 1\n");
+      expect(conflict.status).toBe(400);
+      expect(conflict.headers["content-type"]).toBe("application/problem+json");
+      expect(conflict.json()).toMatchObject({ code: "ERR_UPSTREAM_REFUSED" });
+      expect(conflict.json<{ detail: string }>().detail).toContain("shared_x");
+      // The refused push leaves a failed group behind (the Pushgateway records the failure).
+      expect(await storedJobs()).toEqual(["team-a-one", "team-a-two"]);
+    } finally {
+      await unindexed.close();
+    }
+  });
+
+  it("with the store index (the default), refuses the same push itself, and nothing reaches the Pushgateway", async () => {
     expect((await push("/metrics/job/team-a-one", "# TYPE shared_x counter\nshared_x 1\n")).status).toBe(200);
     const conflict = await push("/metrics/job/team-a-two", "# TYPE shared_x gauge\nshared_x 1\n");
-    expect(conflict.status).toBe(400);
-    expect(conflict.headers["content-type"]).toBe("application/problem+json");
-    expect(conflict.json()).toMatchObject({ code: "ERR_UPSTREAM_REFUSED" });
-    expect(conflict.json<{ detail: string }>().detail).toContain("shared_x");
-    // The refused push leaves a failed group behind (the Pushgateway records the failure).
-    expect(await storedJobs()).toEqual(["team-a-one", "team-a-two"]);
+    expect(conflict.status).toBe(409);
+    expect(conflict.json()).toMatchObject({ code: "ERR_FAMILY_CONFLICT", family: "shared_x" });
+    expect(await storedJobs()).toEqual(["team-a-one"]);
   });
 });
 

@@ -148,7 +148,7 @@ describe("StoreIndex", () => {
   });
 
   describe("team quotas", () => {
-    const QUOTA = { groups: 2, series: 3 };
+    const QUOTA = { quota: { groups: 2, series: 3 }, firstTeamOwns: () => false, checkNames: true };
     const many = (count: number) =>
       family("m", "gauge", ...Array.from({ length: count }, (_, index) => ({ i: String(index) })));
 
@@ -193,6 +193,136 @@ describe("StoreIndex", () => {
       const index = new StoreIndex();
       index.reservePush("/metrics/job/a1", "PUT", [many(3)], "team-a", QUOTA).rollback();
       expect(index.usage().get("team-a")).toBeUndefined();
+    });
+  });
+
+  describe("metric-name ownership (store.names.ownership: first)", () => {
+    const rules = (shared: string[] = []) => ({
+      quota: { groups: 100, series: 100 },
+      firstTeamOwns: (name: string) => !shared.includes(name),
+      checkNames: true,
+    });
+
+    it("keeps a name for the team that stores it, while it stores it", () => {
+      const index = new StoreIndex();
+      index.reservePush(
+        "/metrics/job/b1",
+        "PUT",
+        [family("team_b_rt", "gauge", { job: "b1" })],
+        "team-b",
+        rules(),
+      );
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/a1",
+            "PUT",
+            [family("team_b_rt", "gauge", { job: "a1" })],
+            "team-a",
+            rules(),
+          ),
+        ),
+      ).toBe("metric-name-owned");
+      // its owner may push it to another group of its own, and replace it in its own group
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/b2",
+            "PUT",
+            [family("team_b_rt", "gauge", { job: "b2" })],
+            "team-b",
+            rules(),
+          ),
+        ),
+      ).toBe("accepted");
+      index.deleteGroup("/metrics/job/b1");
+      index.deleteGroup("/metrics/job/b2");
+      // stored nowhere any more: the next team to store it owns it
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/a1",
+            "PUT",
+            [family("team_b_rt", "gauge", { job: "a1" })],
+            "team-a",
+            rules(),
+          ),
+        ),
+      ).toBe("accepted");
+    });
+
+    it("lets every team push a shared name, and a group's new pusher replace it", () => {
+      const index = new StoreIndex();
+      index.reservePush(
+        "/metrics/job/b1",
+        "PUT",
+        [family("job_duration_seconds", "gauge", { job: "b1" })],
+        "team-b",
+        rules(),
+      );
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/a1",
+            "PUT",
+            [family("job_duration_seconds", "gauge")],
+            "team-a",
+            rules(["job_duration_seconds"]),
+          ),
+        ),
+      ).toBe("accepted");
+      // a PUT replaces the whole group, so what it held is no longer another team's
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/b1",
+            "PUT",
+            [family("x", "gauge", { job: "b1" })],
+            "team-a",
+            rules(),
+          ),
+        ),
+      ).toBe("accepted");
+    });
+
+    it("refuses nothing when ownership is off", () => {
+      const index = new StoreIndex();
+      index.reservePush("/metrics/job/b1", "PUT", [family("n", "gauge", { job: "b1" })], "team-b");
+      expect(
+        ruleOf(() =>
+          index.reservePush("/metrics/job/a1", "PUT", [family("n", "gauge", { job: "a1" })], "team-a"),
+        ),
+      ).toBe("accepted");
+    });
+  });
+
+  describe("with the names decided in Redis (checkNames false)", () => {
+    it("still checks series, quotas and the Pushgateway's own families, but not other groups' names", () => {
+      const index = new StoreIndex((name) => (name === "go_goroutines" ? "gauge" : undefined));
+      const rules = { quota: { groups: 100, series: 100 }, firstTeamOwns: () => true, checkNames: false };
+      index.reservePush("/metrics/job/b1", "PUT", [family("n", "gauge", { i: "1" })], "team-b", rules);
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/a1",
+            "PUT",
+            [family("n", "counter", { job: "a1" })],
+            "team-a",
+            rules,
+          ),
+        ),
+      ).toBe("accepted");
+      expect(
+        ruleOf(() =>
+          index.reservePush(
+            "/metrics/job/a2",
+            "PUT",
+            [family("go_goroutines", "counter", { job: "a2" })],
+            "team-a",
+            rules,
+          ),
+        ),
+      ).toBe("type-conflict");
     });
   });
 

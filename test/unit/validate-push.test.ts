@@ -9,7 +9,7 @@ import { PushViolation } from "../../src/validation/violation.js";
 
 /** A config with identities a and c, and `yaml` after them (teams default to one for a). */
 function loadConfigForTest(yaml: string) {
-  const identities = ["a", "c"].map(
+  const identities = ["a", "b", "c"].map(
     (name) => `    - { name: ${name}, sha256: "${hashToken(name).toString("hex")}" }`,
   );
   const teams = yaml.includes("teams:")
@@ -171,6 +171,47 @@ describe("validatePush: text bodies", () => {
     // the global deny list still applies, and team-c may set the label it injects itself
     expect(ruleOf(text('team_c_x{team="other"} 1\n'), key, teamC)).toBe("accepted");
     expect(ruleOf(text('team_c_x{tenant="t"} 1\n'), key, teamC)).toBe("reserved-label");
+  });
+
+  it("keeps the names a team owns by pattern (metricNames.own) from every other team", () => {
+    const owning = createPushPolicies(
+      loadConfigForTest(`
+teams:
+  - { name: team-a, members: [a], jobs: ["team-a-*"], actions: [push] }
+  - name: team-b
+    members: [b]
+    jobs: ["team-b-*"]
+    actions: [push]
+    validation: { metricNames: { own: ["team_b_*", "shared_total"] } }
+  - name: team-c
+    members: [c]
+    jobs: ["team-c-*"]
+    actions: [push]
+    validation: { metricNames: { own: ["shared_*"] } }
+`),
+    );
+    const [a, b, c] = [owning("team-a"), owning("team-b"), owning("team-c")];
+    const keyOf = (team: string) => ({ job: `${team}-x`, labels: {} });
+    expect(ruleOf(text("team_b_rt 1\n"), keyOf("team-a"), a)).toBe("metric-name-owned");
+    expect(ruleOf(text("team_b_rt 1\n"), keyOf("team-b"), b)).toBe("accepted");
+    // a histogram whose series would carry an owned name is refused too
+    expect(ruleOf(text('# TYPE team_b histogram\nteam_b_bucket{le="+Inf"} 1\n'), keyOf("team-a"), a)).toBe(
+      "metric-name-owned",
+    );
+    // overlapping patterns: each of the two teams may push the names both claim, nobody else
+    expect(ruleOf(text("shared_total 1\n"), keyOf("team-b"), b)).toBe("accepted");
+    expect(ruleOf(text("shared_total 1\n"), keyOf("team-c"), c)).toBe("accepted");
+    expect(ruleOf(text("shared_total 1\n"), keyOf("team-a"), a)).toBe("metric-name-owned");
+    expect(ruleOf(text("unclaimed 1\n"), keyOf("team-a"), a)).toBe("accepted");
+    try {
+      validatePush(text("team_b_rt 1\n"), keyOf("team-a"), a);
+      expect.unreachable();
+    } catch (error) {
+      const problem = (error as PushViolation).toProblem();
+      expect(problem.code).toBe("ERR_METRIC_NAME_DENIED");
+      expect(problem.status).toBe(422);
+      expect(problem.message).toContain('team team-b (its metricNames.own pattern "team_b_*")');
+    }
   });
 
   it("names the family, label and line of the violation", () => {
