@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { explain } from "./cli/explain.js";
+import { readStoreSnapshot } from "./cli/store-snapshot.js";
 import { summarizeConfig } from "./cli/summary.js";
 import { ConfigError, hashToken, loadConfigFile, resolveConfigPath } from "./config/load.js";
 import { watchConfig } from "./config/watch.js";
@@ -19,9 +20,11 @@ Usage:
   pushguard check --config FILE      validate a config and print what it grants (exit 0 valid, 1 invalid)
   pushguard hash-token               read a token on stdin, print its sha256 for the config
   pushguard explain --config FILE --method M --path P [--token-file F | --anonymous]
-                    [--body FILE [--content-type T]]
+                    [--body FILE [--content-type T]] [--store]
                                      show identity, matching rule, push limits, decision and upstream
-                                     path for one request, and validate a push body if given; the
+                                     path for one request, and validate a push body if given; with
+                                     --store, read the Pushgateway's store and say whether the push
+                                     fits the team's quota and clashes with no stored family; the
                                      token is read from F, or stdin (exit 0 allow, 2 deny)
   pushguard --version | --help
 `;
@@ -38,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       anonymous: { type: "boolean" },
       body: { type: "string" },
       "content-type": { type: "string" },
+      store: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },
@@ -138,6 +142,7 @@ async function explainCommand(values: {
   anonymous?: boolean;
   body?: string;
   "content-type"?: string;
+  store?: boolean;
 }): Promise<number> {
   if (!values.method || !values.path) {
     process.stderr.write(
@@ -164,6 +169,7 @@ async function explainCommand(values: {
     token,
     body,
     contentType: values["content-type"],
+    store: values.store ? await readStoreSnapshot(config) : undefined,
   });
   process.stdout.write(result.text);
   return result.allowed ? 0 : 2;

@@ -5,7 +5,11 @@ import { ProblemError } from "../errors.js";
 import { createAuthorizer, type Trace } from "../policy/decide.js";
 import { classify, type Operation } from "../pushgateway/classify.js";
 import { describeGroupingKey, type GroupingKey } from "../pushgateway/grouping-key.js";
+import type { StoreIndex } from "../store/store-index.js";
+import { createStoreRules } from "../store/store-rules.js";
 import { createPushValidator } from "../validation/create-validator.js";
+import type { PushedFamilies } from "../validation/validate-push.js";
+import { PushViolation } from "../validation/violation.js";
 
 export interface ExplainRequest {
   readonly method: string;
@@ -16,6 +20,8 @@ export interface ExplainRequest {
   /** A push body to validate as the server would (decompressed), with its Content-Type. */
   readonly body?: Buffer;
   readonly contentType?: string;
+  /** What the Pushgateway stores now (`--store`): the push is checked against it and the quotas. */
+  readonly store?: StoreIndex;
 }
 
 export interface Explanation {
@@ -70,13 +76,15 @@ export async function explain(config: Config, request: ExplainRequest): Promise<
       lines.push(`rewrite:   grouping key becomes ${describeGroupingKey(decision.groupingKey)}`);
     }
     if (operation.action === "push") {
-      const denied = validate(
+      const validated = validate(
         config,
         request,
         decision.groupingKey ?? operation.groupingKey,
         decision.team,
         lines,
       );
+      if (validated && "denied" in validated) return validated.denied;
+      const denied = checkStore(config, request, operation, decision, validated?.families, lines);
       if (denied) return denied;
     }
     lines.push(
@@ -96,7 +104,7 @@ function validate(
   groupingKey: GroupingKey,
   team: string | undefined,
   lines: string[],
-): Explanation | undefined {
+): { denied: Explanation } | { families: PushedFamilies } | undefined {
   const validator = createPushValidator(config);
   if (!config.validation.enabled) lines.push("validation: off (validation.enabled: false)");
   else lines.push("validation:", ...validator.policy(team).summary.map((line) => `  - ${line}`));
@@ -107,12 +115,11 @@ function validate(
       return undefined;
     }
     const validated = validator.checkBody(request.body, request.contentType, groupingKey, team);
-    if (validated) {
-      lines.push(
-        `body:      valid ${validated.format}: ${validated.summary.families} families, ${validated.summary.series} series`,
-      );
-    }
-    return undefined;
+    if (!validated) return undefined;
+    lines.push(
+      `body:      valid ${validated.format}: ${validated.summary.families} families, ${validated.summary.series} series`,
+    );
+    return { families: validated.families };
   } catch (error) {
     if (error instanceof ProblemError && typeof error.details.rule === "string") {
       const where = ["family", "label", "line", "message", "metric"]
@@ -120,8 +127,59 @@ function validate(
         .map((key) => `${key} ${JSON.stringify(error.details[key])}`);
       if (where.length > 0) lines.push(`rule:      ${error.details.rule} (${where.join(", ")})`);
     }
-    return deny(lines, "validate", error);
+    return { denied: deny(lines, "validate", error) };
   }
+}
+
+/**
+ * The store stage: the team's quota and name ownership, and with `--store` (the Pushgateway's
+ * store, read now) the team's usage and whether this push would clash with a stored family or
+ * take the team past its quota.
+ */
+function checkStore(
+  config: Config,
+  request: ExplainRequest,
+  operation: Extract<Operation, { action: "push" }>,
+  decision: { team?: string; upstreamPath: string },
+  families: PushedFamilies | undefined,
+  lines: string[],
+): Explanation | undefined {
+  if (!config.store.index.enabled) {
+    lines.push("store:     index off (store.index.enabled: false): no cross-group check, no quotas");
+    return undefined;
+  }
+  const rules = createStoreRules(config)(decision.team);
+  const { quota } = rules;
+  lines.push(
+    `store:     quota ${quota.groups} groups, ${quota.series} series; names owned by ${config.store.names.ownership === "first" ? "claim, and by the first team to store them" : "claim only"}`,
+  );
+  if (!request.store) {
+    lines.push("           (--store reads the Pushgateway: this team's usage, and whether the push fits)");
+    return undefined;
+  }
+  const before = decision.team === undefined ? undefined : request.store.usage().get(decision.team);
+  lines.push(
+    `usage:     ${before?.groups ?? 0} groups, ${before?.series ?? 0} series stored by team ${decision.team ?? "(none)"}`,
+  );
+  if (families === undefined) return undefined;
+  try {
+    request.store
+      .reservePush(decision.upstreamPath, operation.method, families, decision.team, {
+        ...rules,
+        checkNames: true,
+      })
+      .rollback();
+  } catch (error) {
+    if (!(error instanceof PushViolation)) throw error;
+    const problem = error.toProblem();
+    const where = ["family", "holder", "owner", "limit", "actual"]
+      .filter((key) => problem.details[key] !== undefined)
+      .map((key) => `${key} ${JSON.stringify(problem.details[key])}`);
+    lines.push(`rule:      ${error.rule}${where.length > 0 ? ` (${where.join(", ")})` : ""}`);
+    return deny(lines, "store", problem);
+  }
+  lines.push("store:     fits: no stored family clashes with it, and it stays within the quota");
+  return undefined;
 }
 
 /** RFC 6750 token68: what a Bearer credential may consist of. */

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../src/config/load.js";
+import { send } from "../support/http.js";
+import { type Pushgateway, startPushgateway } from "../support/pushgateway.js";
 
 const TEAM_TOKEN = "explain-team-token-0123456789";
 let dir: string;
@@ -205,5 +207,90 @@ teams:
     expect(result.stdout).toContain("warnings:");
     expect(result.stdout).toContain("identities.kubernetes.0.caFile: cannot read");
     expect(result.stdout).toContain("identities.kubernetes.0.tokenFile: cannot read");
+  });
+});
+
+describe("pushguard explain --store", () => {
+  let pushgateway: Pushgateway;
+  let storeConfig: string;
+  const body = (text: string) => {
+    const path = join(dir, `body-${Math.random().toString(36).slice(2)}.txt`);
+    writeFileSync(path, text);
+    return path;
+  };
+  const explainStore = (path: string, bodyFile: string, extra: string[] = ["--store"]) =>
+    explain([
+      "--method",
+      "PUT",
+      "--path",
+      path,
+      "--token-file",
+      join(dir, "token"),
+      "--body",
+      bodyFile,
+      ...extra,
+    ]);
+
+  beforeAll(async () => {
+    pushgateway = await startPushgateway(["--push.disable-consistency-check"]);
+    storeConfig = join(dir, "store.yaml");
+    writeFileSync(
+      storeConfig,
+      `
+upstream: { url: "${pushgateway.url}" }
+identities:
+  static:
+    - { name: batch, sha256: "${hashToken(TEAM_TOKEN).toString("hex")}" }
+teams:
+  - { name: team-a, members: [batch], jobs: ["team-a-*"], actions: [push] }
+store: { quotas: { groupsPerTeam: 2 } }
+`,
+    );
+    // what team-a already stores: one group with a counter
+    await send(pushgateway.url, "PUT", "/metrics/job/team-a-one", {
+      body: "# TYPE done_total counter\ndone_total 1\n",
+    });
+  });
+
+  afterAll(async () => {
+    await pushgateway?.stop();
+  });
+
+  const run = (path: string, text: string, extra?: string[]) => {
+    const saved = configPath;
+    configPath = storeConfig;
+    try {
+      return explainStore(path, body(text), extra);
+    } finally {
+      configPath = saved;
+    }
+  };
+
+  it("shows the team's usage and says a push fits", () => {
+    const result = run("/metrics/job/team-a-two", "# TYPE done_total counter\ndone_total 2\n");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("store:     quota 2 groups, 200000 series");
+    expect(result.stdout).toContain("usage:     1 groups, 1 series stored by team team-a");
+    expect(result.stdout).toContain("store:     fits");
+  });
+
+  it("denies a push that clashes with a stored family, naming it, as serve would", () => {
+    const result = run("/metrics/job/team-a-two", "# TYPE done_total gauge\ndone_total 2\n");
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain(
+      'rule:      type-conflict (family "done_total", holder "group /metrics/job/team-a-one")',
+    );
+    expect(result.stdout).toContain("DENY at store: 409 ERR_FAMILY_CONFLICT");
+  });
+
+  it("denies a group beyond the team's quota, and without --store only shows the quota", async () => {
+    await send(pushgateway.url, "PUT", "/metrics/job/team-a-two", { body: "x 1\n" });
+    const result = run("/metrics/job/team-a-three", "x 1\n");
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain("rule:      team-groups (limit 2, actual 3)");
+    expect(result.stdout).toContain("DENY at store: 429 ERR_QUOTA_EXCEEDED");
+    const offline = run("/metrics/job/team-a-three", "x 1\n", []);
+    expect(offline.code).toBe(0);
+    expect(offline.stdout).toContain("(--store reads the Pushgateway");
   });
 });
