@@ -656,3 +656,28 @@ describe("verification of the in-sync replicas", () => {
     );
   });
 });
+
+describe("the store index over replicas", () => {
+  it("refuses a conflict itself (nothing reaches any replica), and rebuilds from an in-sync replica after a restart", async () => {
+    pushguard = await startPushguard(config(urlsOf(replicas)));
+    await waitInSync(pushguard, replicas);
+    expect((await push(pushguard, "team-a-typed", "# TYPE typed counter\ntyped 1\n")).status).toBe(200);
+    const conflict = await push(pushguard, "team-a-other", "# TYPE typed gauge\ntyped 1\n");
+    // the replicas check consistency themselves and would answer 400: 409 is the index's answer
+    expect(conflict.status).toBe(409);
+    expect(conflict.json()).toMatchObject({ code: "ERR_FAMILY_CONFLICT", family: "typed" });
+    for (const replica of replicas) expect([...(await replica.groups()).keys()]).toEqual(["team-a-typed"]);
+
+    // A replica restarted empty must not be what a new pushguard builds its index from.
+    const [, , victim] = replicas as [Replica, Replica, Replica];
+    await pushguard.close();
+    await victim.kill();
+    await victim.start();
+    pushguard = await startPushguard(config(urlsOf(replicas)));
+    const again = await push(pushguard, "team-a-other", "# TYPE typed gauge\ntyped 1\n");
+    expect(again.status).toBe(409);
+    await waitInSync(pushguard, replicas);
+    expect([...(await victim.groups()).keys()]).toEqual(["team-a-typed"]);
+    expect((await fetch(`${victim.url}/metrics`)).status).toBe(200);
+  });
+});
