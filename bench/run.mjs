@@ -161,7 +161,8 @@ teams:
 ${teams.join("\n")}
 ${rateLimitYaml(["{ scope: identity, rate: RATE, burst: RATE }", "{ scope: team, team: bench, rate: RATE, burst: RATE }"])}
 validation: { enabled: ${validation} }
-${index ? "store: { index: { enabled: true } }\n" : ""}log: { level: info }
+store: { index: { enabled: ${index} } }
+log: { level: info }
 `;
 }
 
