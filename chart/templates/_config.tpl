@@ -5,8 +5,8 @@ Services; everything else comes from pushguard.config, identities, teams, anonym
 janitor and coordination. rateLimit and janitor are rendered only when enabled; without them
 pushguard applies its defaults. validation is always rendered and never carries `enabled`, so a
 chart install always validates pushes (teams[].validation passes through with the teams). store
-is always rendered, its index off unless pushguard.config.store.index.enabled (teams[].quotas pass
-through with the teams).
+is always rendered, with its index's `enabled` said explicitly (teams[].quotas pass through with
+the teams).
 */}}
 {{- define "pushguard.configYaml" -}}
 {{- $p := .Values.pushguard }}
@@ -34,7 +34,7 @@ through with the teams).
   "anonymous" .Values.anonymous
   "body" $p.config.body
   "validation" $p.config.validation
-  "store" $p.config.store
+  "store" (include "pushguard.storeConfig" . | fromJson)
   "server" $p.config.server
   "overload" $p.config.overload
   "log" $p.config.log
@@ -64,6 +64,19 @@ through with the teams).
 {{- end }}
 {{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/*
+The store section, as JSON: pushguard.config.store, and with the index on and coordination.redis
+set, the Redis through which pushguard replicas share the index's decisions (`store.index.redis`,
+key prefix `<coordination prefix>store:`), wired like replication's and the janitor's.
+*/}}
+{{- define "pushguard.storeConfig" -}}
+{{- $store := deepCopy .Values.pushguard.config.store }}
+{{- if and $store.index.enabled .Values.coordination.redis.url }}
+{{- $_ := set $store.index "redis" (include "pushguard.coordinationRedisConfig" (dict "root" . "suffix" "store:") | fromJson) }}
+{{- end }}
+{{- toJson $store }}
 {{- end }}
 
 {{/*

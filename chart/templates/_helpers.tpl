@@ -3,18 +3,32 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The release-wide object name prefix (truncated so suffixed names stay within 63 characters). */}}
+{{/*
+The release-wide object name prefix: at most 40 characters, so that the longest names built on it
+fit what Kubernetes accepts (`<fullname>-pushgateway-headless`, a Service, 63; `<fullname>-pushgateway`,
+a StatefulSet, 52, as its pods carry a `controller-revision-hash` label of its name plus 11). A
+longer name is cut to 33 characters and given 6 of its SHA-256, so two long release names sharing
+a namespace never share objects. Dots (Helm allows them in release names) become dashes.
+make/ops/pushgateway.mk derives the same names.
+*/}}
 {{- define "pushguard.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- $name := .Values.fullnameOverride }}
+{{- if not $name }}
+{{- $chart := default .Chart.Name .Values.nameOverride }}
+{{- $name = ternary .Release.Name (printf "%s-%s" .Release.Name $chart) (contains $chart .Release.Name) }}
+{{- end }}
+{{- /* Helm accepts dots in release names; Service names (DNS labels) do not. */}}
+{{- $name = replace "." "-" $name }}
+{{- if gt (len $name) 40 }}
+{{- printf "%s-%s" ($name | trunc 33 | trimSuffix "-") (sha256sum $name | trunc 6) }}
 {{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 50 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- $name | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+
+{{/* The namespace of every namespaced object: namespaceOverride, or the release's. */}}
+{{- define "pushguard.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
 {{- end }}
 
 {{/* Name of the pushgateway's StatefulSet, Service and ServiceAccount. */}}
@@ -27,12 +41,22 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels on every object. */}}
+{{/*
+The `app.kubernetes.io/version` of a component (dict "root" $ "component" ...): the pushgateway's
+is its image tag, everything else's pushguard's, so neither changes when only the other does.
+*/}}
+{{- define "pushguard.version" -}}
+{{- $v := .root.Values }}
+{{- $tag := ternary $v.pushgateway.image.tag ($v.pushguard.image.tag | default .root.Chart.AppVersion) (eq .component "pushgateway") }}
+{{- $tag | toString | trunc 63 | trimSuffix "-" | trimSuffix "." | trimSuffix "_" }}
+{{- end }}
+
+{{/* Labels on every object that belongs to no component (the PrometheusRule, the dashboard). */}}
 {{- define "pushguard.labels" -}}
 helm.sh/chart: {{ include "pushguard.chart" . }}
 app.kubernetes.io/name: {{ include "pushguard.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ include "pushguard.version" (dict "root" . "component" "pushguard") | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: pushguard
 {{- with .Values.commonLabels }}
@@ -47,10 +71,27 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+Labels of one component's pod template (dict "root" $ "component" ...): no `helm.sh/chart`, and
+the component's own version, so a chart upgrade, or one of pushguard alone, restarts no
+pushgateway pod (without persistence that would delete every pushed group).
+*/}}
+{{- define "pushguard.podLabels" -}}
+{{ include "pushguard.selectorLabels" . }}
+{{- with include "pushguard.version" . }}
+app.kubernetes.io/version: {{ . | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: pushguard
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{/* Labels of one component's objects (dict "root" $ "component" ...). */}}
 {{- define "pushguard.componentLabels" -}}
-{{ include "pushguard.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ include "pushguard.chart" .root }}
+{{ include "pushguard.podLabels" . }}
 {{- end }}
 
 {{/* The label a pod carries to be admitted to pushguard's API by the NetworkPolicy. */}}
@@ -58,14 +99,35 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-client" (include "pushguard.fullname" .) }}
 {{- end }}
 
-{{/* `registry/repository:tag@digest` from an image block (dict "image" ... "defaultTag" ...). */}}
+{{/*
+`registry/repository:tag@digest` from an image block (dict "root" $ "image" ... "defaultTag" ...);
+global.imageRegistry, when set, replaces every image's registry (a mirror).
+*/}}
 {{- define "pushguard.image" -}}
 {{- $ref := .image.repository }}
-{{- if .image.registry }}{{ $ref = printf "%s/%s" .image.registry $ref }}{{ end }}
+{{- $registry := (.root.Values.global).imageRegistry | default .image.registry }}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end }}
 {{- $tag := .image.tag | default .defaultTag | toString }}
 {{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end }}
 {{- if .image.digest }}{{ $ref = printf "%s@%s" $ref .image.digest }}{{ end }}
 {{- $ref }}
+{{- end }}
+
+{{/*
+A pod's `imagePullSecrets`: global.imagePullSecrets, then imagePullSecrets, each a name or a
+LocalObjectReference (`{name: ...}`), without duplicates; nothing when there are none.
+*/}}
+{{- define "pushguard.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) }}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names (get . "name") }}{{ end }}
+{{- end }}
+{{- with $names | compact | uniq }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Name of pushguard's ServiceAccount. */}}
@@ -109,11 +171,14 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 Data of the chart-created token Secret (base64 values) as JSON: tokens.values, plus, with
 tokens.generate, a random token for every other secret-backed identity. A token generated by an
-earlier release revision is kept (lookup), so upgrades do not rotate credentials.
+earlier release revision is kept (lookup), so upgrades do not rotate credentials. Computed once per
+render and kept on the root context: the Secret and the pods' `checksum/tokens` must see the same
+random tokens, or the first upgrade after an install rolls every pod.
 */}}
 {{- define "pushguard.tokensSecretData" -}}
+{{- if not (hasKey . "__pushguardTokensSecretData") }}
 {{- $data := dict }}
-{{- $existing := (lookup "v1" "Secret" .Release.Namespace (include "pushguard.tokensSecretName" .)).data | default dict }}
+{{- $existing := (lookup "v1" "Secret" (include "pushguard.namespace" .) (include "pushguard.tokensSecretName" .)).data | default dict }}
 {{- range $key, $value := .Values.tokens.values }}
 {{- $_ := set $data $key ($value | toString | b64enc) }}
 {{- end }}
@@ -124,7 +189,9 @@ earlier release revision is kept (lookup), so upgrades do not rotate credentials
 {{- end }}
 {{- end }}
 {{- end }}
-{{- toJson $data }}
+{{- $_ := set . "__pushguardTokensSecretData" (toJson $data) }}
+{{- end }}
+{{- get . "__pushguardTokensSecretData" }}
 {{- end }}
 
 {{/* Where the kubelet mounts pushguard's own ServiceAccount token and the cluster CA. */}}
@@ -182,7 +249,7 @@ pushgateway replica, write) what only Prometheus may.
 {{- define "pushguard.prometheusNamespaceSelector" -}}
 {{- $selector := .Values.networkPolicy.prometheus.namespaceSelector }}
 {{- if empty $selector }}
-{{- toYaml (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) }}
+{{- toYaml (dict "matchLabels" (dict "kubernetes.io/metadata.name" (include "pushguard.namespace" .))) }}
 {{- else }}
 {{- toYaml $selector }}
 {{- end }}
@@ -190,7 +257,7 @@ pushgateway replica, write) what only Prometheus may.
 
 {{/* In-cluster URL of the pushgateway Service: pushguard's upstream with one pushgateway replica. */}}
 {{- define "pushguard.upstreamUrl" -}}
-{{- printf "http://%s.%s.svc:9091" (include "pushguard.pushgateway.fullname" .) .Release.Namespace }}
+{{- printf "http://%s.%s.svc:9091" (include "pushguard.pushgateway.fullname" .) (include "pushguard.namespace" .) }}
 {{- end }}
 
 {{/* "true" when the pushgateway runs several replicas that pushguard keeps identical, else "". */}}
@@ -209,7 +276,7 @@ pushgateway replica, write) what only Prometheus may.
 {{- $headless := include "pushguard.pushgateway.headlessName" . }}
 {{- $list := list }}
 {{- range $i := until (int .Values.pushgateway.replicaCount) }}
-{{- $list = append $list (printf "http://%s-%d.%s.%s.svc:9091" $statefulSet $i $headless $.Release.Namespace) }}
+{{- $list = append $list (printf "http://%s-%d.%s.%s.svc:9091" $statefulSet $i $headless (include "pushguard.namespace" $)) }}
 {{- end }}
 {{- dict "list" $list | toJson }}
 {{- end }}
@@ -219,9 +286,27 @@ pushgateway replica, write) what only Prometheus may.
 {{- if or .Values.pushguard.autoscaling.enabled (gt (int .Values.pushguard.replicaCount) 1) }}true{{ end }}
 {{- end }}
 
-{{/* "true" when coordination.redis is set and used (replica state, or the janitor's lease), else "". */}}
+{{/* "true" when coordination.redis is set and used (replica state, the janitor's lease, or the store index's shared decisions), else "". */}}
 {{- define "pushguard.usesCoordinationRedis" -}}
-{{- if and .Values.coordination.redis.url (or (include "pushguard.pushgateway.replicated" .) .Values.janitor.enabled) }}true{{ end }}
+{{- if and .Values.coordination.redis.url (or (include "pushguard.pushgateway.replicated" .) .Values.janitor.enabled .Values.pushguard.config.store.index.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+Why the pushgateway must keep its own consistency check, or "" when pushguard's store index makes
+it redundant: the index must be on, and several pushguard replicas must share its cross-replica
+decisions (a new family's type, a group's series) through coordination.redis, or two replicas could
+each accept one side of a conflict.
+*/}}
+{{- define "pushguard.consistencyCheckNeededBecause" -}}
+{{- if not .Values.pushguard.config.store.index.enabled }}pushguard.config.store.index.enabled is false
+{{- else if and (include "pushguard.severalReplicas" .) (not .Values.coordination.redis.url) }}several pushguard replicas (pushguard.replicaCount or pushguard.autoscaling) and no coordination.redis.url to share the store index's decisions through
+{{- end }}
+{{- end }}
+
+{{/* "true" when the pushgateway runs with --push.disable-consistency-check, else "". */}}
+{{- define "pushguard.pushgateway.consistencyCheckDisabled" -}}
+{{- $g := .Values.pushgateway }}
+{{- if and $g.disableConsistencyCheck (or $g.forceDisableConsistencyCheck (not (include "pushguard.consistencyCheckNeededBecause" .))) }}true{{ end }}
 {{- end }}
 
 {{/* "true" when pushguard talks to any Redis (shared rate limits or coordination), so it needs egress to it, else "". */}}
@@ -239,7 +324,7 @@ as JSON. The default key prefix names the release, so releases sharing a Redis n
 {{- define "pushguard.coordinationRedisConfig" -}}
 {{- $root := .root }}
 {{- $redis := $root.Values.coordination.redis }}
-{{- $prefix := $redis.keyPrefix | default (printf "pushguard:%s:%s:" $root.Release.Namespace (include "pushguard.fullname" $root) | trunc 116) }}
+{{- $prefix := $redis.keyPrefix | default (printf "pushguard:%s:%s:" (include "pushguard.namespace" $root) (include "pushguard.fullname" $root) | trunc 116) }}
 {{- $config := dict "url" $redis.url "keyPrefix" (printf "%s%s" $prefix .suffix) }}
 {{- if $redis.passwordSecret.name }}
 {{- $_ := set $config "passwordFile" (printf "%s/password" (include "pushguard.coordinationRedisPasswordDir" $root)) }}
@@ -254,7 +339,7 @@ as JSON. The default key prefix names the release, so releases sharing a Redis n
 
 {{/* In-cluster URL of pushguard's API Service. */}}
 {{- define "pushguard.apiUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "pushguard.fullname" .) .Release.Namespace (int .Values.pushguard.ports.api) }}
+{{- printf "http://%s.%s.svc:%d" (include "pushguard.fullname" .) (include "pushguard.namespace" .) (int .Values.pushguard.service.ports.api) }}
 {{- end }}
 
 {{/* Seconds between SIGTERM and SIGKILL: preStop delay + drain + 5 s, unless set explicitly. */}}
@@ -274,5 +359,30 @@ as JSON. The default key prefix names the release, so releases sharing a Redis n
 {{- $_ := set $constraint "labelSelector" (dict "matchLabels" (include "pushguard.selectorLabels" (dict "root" $root "component" $component) | fromYaml)) }}
 {{- end }}
 - {{ toYaml $constraint | nindent 2 | trim }}
+{{- end }}
+{{- end }}
+
+{{/* Namespace of the ServiceMonitors and the ScrapeConfig: serviceMonitor.namespace, or the release's. */}}
+{{- define "pushguard.serviceMonitorNamespace" -}}
+{{- .Values.serviceMonitor.namespace | default (include "pushguard.namespace" .) }}
+{{- end }}
+
+{{/* The scrape settings every ServiceMonitor endpoint and the ScrapeConfig share: scheme, TLS, relabelings. */}}
+{{- define "pushguard.scrapeSettings" -}}
+{{- $m := .Values.serviceMonitor }}
+{{- with $m.scheme }}
+scheme: {{ . }}
+{{- end }}
+{{- with $m.tlsConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.relabelings }}
+relabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $m.metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}

@@ -38,6 +38,18 @@ runs them.
 {{- $errors = append $errors (printf "tokens.values.%s is not the Secret key of any identities.static entry" $key) }}
 {{- end }}
 {{- end }}
+{{- /* At install and upgrade (lookup answers only then): a key missing from the Secret is an identity that cannot log in. */}}
+{{- if $v.tokens.existingSecret }}
+{{- $secret := lookup "v1" "Secret" (include "pushguard.namespace" .) $v.tokens.existingSecret }}
+{{- if $secret }}
+{{- $data := get $secret "data" | default dict }}
+{{- range (include "pushguard.secretIdentities" . | fromJson).list }}
+{{- if not (hasKey $data .key) }}
+{{- $errors = append $errors (printf "tokens.existingSecret: Secret %s has no key %q, the %s of identity %s: add it to the Secret, or point identities.static[].secretKey at a key it has" $v.tokens.existingSecret .key (ternary "SHA-256 hash" "token" (eq .format "sha256")) .name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 
 {{- /* Teams (pushguard refuses to start on these too; failing here saves a crash loop) */}}
 {{- if and (empty $v.teams) (empty $v.anonymous.actions) }}
@@ -100,9 +112,66 @@ runs them.
 {{- end }}
 {{- end }}
 
+{{- /* Placeholders: names and addresses reserved for documentation, as the profiles and docs use them. */}}
+{{- $urls := list }}
+{{- range $kind := list "oidc" "kubernetes" }}
+{{- range $i, $issuer := index $v.identities $kind }}
+{{- range $key := list "issuer" "jwksUri" "apiServer" }}
+{{- with get $issuer $key }}{{ $urls = append $urls (list (printf "identities.%s[%d].%s" $kind $i $key) .) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.rateLimit.enabled (eq $v.rateLimit.store "redis") $v.rateLimit.redis.url }}{{ $urls = append $urls (list "rateLimit.redis.url" $v.rateLimit.redis.url) }}{{ end }}
+{{- if include "pushguard.usesCoordinationRedis" . }}{{ $urls = append $urls (list "coordination.redis.url" $v.coordination.redis.url) }}{{ end }}
+{{- if $v.ingress.enabled }}
+{{- range $i, $host := $v.ingress.hosts }}{{ $urls = append $urls (list (printf "ingress.hosts[%d]" $i) $host) }}{{ end }}
+{{- end }}
+{{- range $name, $route := $v.route }}
+{{- if $route.enabled }}
+{{- range $i, $host := (get $route "hostnames" | default list) }}{{ $urls = append $urls (list (printf "route.%s.hostnames[%d]" $name $i) $host) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- range $urls }}
+{{- /* The host of a URL (scheme://[user@]host[:port]/...), or a bare host name as it is. */}}
+{{- $host := regexReplaceAll "^([a-zA-Z][-+.a-zA-Z0-9]*://)?([^/@]*@)?(\\[[^]]*\\]|[^/:?#]*).*$" (index . 1 | toString) "${3}" | lower }}
+{{- if regexMatch "(^|\\.)(example\\.(com|net|org)|example|invalid)\\.?$" $host }}
+{{- $errors = append $errors (printf "%s (%s) is a placeholder: %s is reserved for documentation (RFC 2606); set yours" (index . 0) (index . 1) $host) }}
+{{- end }}
+{{- end }}
+{{- $np := $v.networkPolicy }}
+{{- $peers := list }}
+{{- range $i, $peer := $np.dns.to }}{{ $peers = append $peers (list (printf "networkPolicy.dns.to[%d]" $i) $peer) }}{{ end }}
+{{- range $i, $peer := $np.pushguard.extraFrom }}{{ $peers = append $peers (list (printf "networkPolicy.pushguard.extraFrom[%d]" $i) $peer) }}{{ end }}
+{{- range $list := list "kubernetesApi" "identityProviders" "redis" "extra" }}
+{{- range $i, $rule := index $np.pushguard.egress $list }}
+{{- range $j, $peer := (get $rule "to" | default list) }}{{ $peers = append $peers (list (printf "networkPolicy.pushguard.egress.%s[%d].to[%d]" $list $i $j) $peer) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- range $peers }}
+{{- $cidr := get (get (index . 1) "ipBlock" | default dict) "cidr" | default "" | lower }}
+{{- if or (regexMatch "^(192\\.0\\.2|198\\.51\\.100|203\\.0\\.113)\\.[0-9]+/(2[4-9]|3[0-2])$" $cidr) (regexMatch "^2001:0*db8:.*/(3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-8])$" $cidr) }}
+{{- $errors = append $errors (printf "%s.ipBlock.cidr (%s) is a placeholder: a documentation range (RFC 5737, RFC 3849) that no real peer has; set the real addresses%s" (index . 0) $cidr (ternary " (the API server's: kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes)" "" (contains "kubernetesApi" (index . 0)))) }}
+{{- end }}
+{{- end }}
+
 {{- /* pushguard workload */}}
 {{- if eq (int $p.ports.api) (int $p.ports.metrics) }}
 {{- $errors = append $errors "pushguard.ports.api and pushguard.ports.metrics must differ: probes and ServiceMonitors use the metrics port only" }}
+{{- end }}
+{{- $service := $p.service }}
+{{- if and (eq $service.type "ClusterIP") (or $service.nodePorts.api $service.nodePorts.metrics) }}
+{{- $errors = append $errors "pushguard.service.nodePorts are set but pushguard.service.type is ClusterIP: set the type to NodePort or LoadBalancer" }}
+{{- end }}
+{{- if and $service.loadBalancerSourceRanges (ne $service.type "LoadBalancer") }}
+{{- $errors = append $errors (printf "pushguard.service.loadBalancerSourceRanges restrict a LoadBalancer, and pushguard.service.type is %s" $service.type) }}
+{{- end }}
+{{- if and $service.externalTrafficPolicy (not (has $service.type (list "NodePort" "LoadBalancer"))) }}
+{{- $errors = append $errors (printf "pushguard.service.externalTrafficPolicy applies to NodePort and LoadBalancer Services, and pushguard.service.type is %s" $service.type) }}
+{{- end }}
+{{- range $name, $route := $v.route }}
+{{- if and $route.enabled (empty (get $route "parentRefs")) }}
+{{- $errors = append $errors (printf "route.%s.parentRefs is empty: the HTTPRoute would attach to no Gateway" $name) }}
+{{- end }}
 {{- end }}
 {{- if gt (int $p.config.overload.maxConcurrent) (int $p.config.upstream.connections) }}
 {{- $errors = append $errors (printf "pushguard.config.overload.maxConcurrent (%d) must not exceed pushguard.config.upstream.connections (%d)" (int $p.config.overload.maxConcurrent) (int $p.config.upstream.connections)) }}
@@ -163,6 +232,15 @@ runs them.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and $g.persistence.enabled $g.persistence.existingClaim (include "pushguard.pushgateway.replicated" .) }}
+{{- $errors = append $errors (printf "pushgateway.persistence.existingClaim is one volume, and pushgateway.replicaCount is %d: every replica needs its own (leave existingClaim empty for a claim per replica)" (int $g.replicaCount)) }}
+{{- end }}
+{{- if and $g.forceDisableConsistencyCheck (not $g.disableConsistencyCheck) }}
+{{- $errors = append $errors "pushgateway.forceDisableConsistencyCheck is true but pushgateway.disableConsistencyCheck is false: there is nothing to force" }}
+{{- end }}
+{{- if and (include "pushguard.scrapesThroughPushguard" .) $v.serviceMonitor.scrapeIdentity $v.serviceMonitor.namespace (ne $v.serviceMonitor.namespace (include "pushguard.namespace" .)) }}
+{{- $errors = append $errors (printf "serviceMonitor.namespace (%s): the ScrapeConfig reads the token of serviceMonitor.scrapeIdentity from a Secret in its own namespace, and the token Secret is in %s; leave serviceMonitor.namespace empty" $v.serviceMonitor.namespace (include "pushguard.namespace" .)) }}
+{{- end }}
 {{- if $g.persistence.enabled }}
 {{- $file := $g.persistence.file }}
 {{- if or (not (isAbs $file)) (eq (dir $file) "/") (hasSuffix "/" $file) }}
@@ -181,10 +259,9 @@ runs them.
 {{- end }}
 
 {{- /* NetworkPolicies */}}
-{{- $np := $v.networkPolicy }}
 {{- if $np.enabled }}
 {{- if and (empty $np.prometheus.namespaceSelector) (empty $np.prometheus.podSelector) }}
-{{- $errors = append $errors (printf "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod of namespace %s (an empty namespaceSelector selects the release namespace) to %s; select your Prometheus pods" .Release.Namespace (ternary "pushguard's read path (pushgateway.replicaCount is above 1)" "the pushgateway" (eq (include "pushguard.pushgateway.replicated" .) "true"))) }}
+{{- $errors = append $errors (printf "networkPolicy.prometheus: namespaceSelector and podSelector are both empty, which would admit every pod of namespace %s (an empty namespaceSelector selects the release namespace) to %s; select your Prometheus pods" (include "pushguard.namespace" .) (ternary "pushguard's read path (pushgateway.replicaCount is above 1)" "the pushgateway" (eq (include "pushguard.pushgateway.replicated" .) "true"))) }}
 {{- end }}
 {{- if and (empty $np.pushguard.allowedNamespaces) (empty $np.pushguard.extraFrom) (not $np.pushguard.clientLabel.enabled) }}
 {{- $errors = append $errors "networkPolicy.pushguard admits no client: set allowedNamespaces, extraFrom or clientLabel.enabled" }}

@@ -232,6 +232,31 @@ describe.skipIf(promtoolMissing)("promtool test rules: which alerts fire (profil
       () => [...allUp(), refused("series-per-push", "0 0 1x28")],
       () => [],
     ],
+    [
+      "the pushgateway upgraded 10 minutes ago: PushgatewayVersionChanged",
+      () => [
+        ...allUp(),
+        {
+          series: series("pushgateway_build_info", { ...pushgateway(), version: "1.11.1" }),
+          values: "1x10 _x20",
+        },
+        {
+          series: series("pushgateway_build_info", { ...pushgateway(), version: "1.11.3" }),
+          values: "_x10 1x20",
+        },
+      ],
+      () => [
+        { alertname: "PushgatewayVersionChanged", severity: "info", namespace: NAMESPACE, job: PUSHGATEWAY },
+      ],
+    ],
+    [
+      "one pushgateway version all along: nothing",
+      () => [
+        ...allUp(),
+        { series: series("pushgateway_build_info", { ...pushgateway(), version: "1.11.3" }), values: "1x30" },
+      ],
+      () => [],
+    ],
   ];
 
   it.each(scenarios)("%s", (name, input, firing) => {

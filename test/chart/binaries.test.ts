@@ -74,6 +74,7 @@ async function localConfig(): Promise<Loose> {
     }
   }
   if (config.rateLimit?.redis) localRedisSection(config.rateLimit.redis, redis, files);
+  if (config.store.index.redis) localRedisSection(config.store.index.redis, redis, files);
   return config;
 }
 
@@ -111,7 +112,8 @@ afterAll(async () => {
 
 describe("the secured profile's rendered pushgateway args and pushguard config, run for real", () => {
   it("forwards a push made with a token to the pushgateway", async () => {
-    expect(await push("team-a-nightly", tokens["team-a-ci"])).toBe(200);
+    // 202: the pushgateway runs without its consistency check, so it accepts without one.
+    expect(await push("team-a-nightly", tokens["team-a-ci"])).toBe(202);
     const groups = (await (await fetch(`${pushgatewayUrl}/api/v1/metrics`)).json()) as {
       data: Array<{ labels: Record<string, string> }>;
     };
@@ -150,8 +152,34 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     expect(metrics).toContain('pushguard_push_rejections_total{team="team-a",rule="reserved-label"} 1');
   });
 
+  it("runs the pushgateway without its consistency check, and pushguard's store index refuses what it would", async () => {
+    expect(pushgatewayArgs(objects)).toContain("--push.disable-consistency-check");
+    const put = async (job: string, token: string | undefined, body: string) => {
+      const response = await fetch(`${pushguardUrl}/metrics/job/${job}`, {
+        method: "PUT",
+        headers: { "content-type": "text/plain", authorization: `Bearer ${token}` },
+        body,
+      });
+      return { status: response.status, problem: await response.text() };
+    };
+    expect(
+      await put("team-a-squat", tokens["team-a-ci"], "# TYPE chart_shared counter\nchart_shared 1\n"),
+    ).toMatchObject({ status: 202 });
+    // Another team's group, the same family as a gauge: what the pushgateway's own check would refuse.
+    const clash = await put(
+      "team-b-squat",
+      tokens["team-b-ci"],
+      "# TYPE chart_shared gauge\nchart_shared 2\n",
+    );
+    expect(clash.status, clash.problem).toBe(409);
+    expect(JSON.parse(clash.problem).code).toBe("ERR_FAMILY_CONFLICT");
+    const scrape = await fetch(`${pushgatewayUrl}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toContain("# TYPE chart_shared counter");
+  });
+
   it("accepts the admin whose Secret holds only a hash, and keeps wipe closed", async () => {
-    expect(await push("anything", tokens["platform-admin"])).toBe(200);
+    expect(await push("anything", tokens["platform-admin"])).toBe(202);
     const wipe = await fetch(`${pushguardUrl}/api/v1/admin/wipe`, {
       method: "PUT",
       headers: { authorization: `Bearer ${tokens["platform-admin"]}` },
@@ -174,7 +202,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
       env: { PATH: process.env.PATH, PUSH_URL: `${pushguardUrl}${podUrl.pathname}` },
     });
     expect(result.stdout).toContain("push without a token: 401");
-    expect(result.stdout).toContain("push with the token of helm-test: 200");
+    expect(result.stdout).toContain("push with the token of helm-test: 202");
     expect(result.stdout).toContain("cleanup (delete the test group): 202");
     expect(result.status, result.stdout + result.stderr).toBe(0);
   });
@@ -182,7 +210,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
   it("shares rate-limit budgets through Redis, with the password from its Secret", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) statuses.push(await push("team-b-burst", tokens["team-b-ci"]));
-    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(202));
     expect(statuses).toContain(429);
     const keys = redis.cli("--scan", "--pattern", "pushguard:rl:*").stdout.trim().split("\n");
     expect(keys.filter(Boolean).length).toBeGreaterThan(0);

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -25,13 +25,20 @@ export const HELMS = [
 ] as const;
 export type Helm = (typeof HELMS)[number];
 
-/** Values files per profile, relative to chart/ (the default profile is values.yaml alone). */
+/**
+ * A site's own values for a profile whose placeholders the chart refuses (test/chart/fixtures/):
+ * what every real install of it adds.
+ */
+export const siteValues = (profile: "secured" | "ha") =>
+  join(REPO, "test/chart/fixtures", `${profile}-site-values.yaml`);
+
+/** Values files per profile, relative to chart/ or absolute (the default profile is values.yaml alone). */
 export const PROFILES = {
   default: [],
   dev: ["values-dev.yaml"],
   "small-prod": ["values-small-prod.yaml"],
-  secured: ["values-secured.yaml"],
-  ha: ["values-ha.yaml"],
+  secured: ["values-secured.yaml", siteValues("secured")],
+  ha: ["values-ha.yaml", siteValues("ha")],
 } as const satisfies Record<string, readonly string[]>;
 export type Profile = keyof typeof PROFILES;
 export const PROFILE_NAMES = Object.keys(PROFILES) as Profile[];
@@ -87,21 +94,58 @@ export interface HelmResult {
   readonly stderr: string;
 }
 
+/** A private, empty helm home: no user repositories, plugins or caches leak into the tests. */
+const helmEnv = (extra: Record<string, string> = {}) => ({
+  PATH: process.env.PATH,
+  HELM_CACHE_HOME: join(REPO, ".tmp/helm-home/cache"),
+  HELM_CONFIG_HOME: join(REPO, ".tmp/helm-home/config"),
+  HELM_DATA_HOME: join(REPO, ".tmp/helm-home/data"),
+  // No cluster unless a test names one (KUBECONFIG): helm template and lint never need one.
+  KUBECONFIG: join(REPO, ".tmp/helm-home/no-kubeconfig"),
+  // client-go caches discovery under $HOME/.kube: keep it in the private home too.
+  HOME: join(REPO, ".tmp/helm-home"),
+  ...extra,
+});
+
 export function runHelm(helm: Helm, args: readonly string[]): HelmResult {
   const result = spawnSync(helmBinary(helm), args, {
     encoding: "utf8",
     cwd: REPO,
-    // A private, empty helm home: no user repositories, plugins or caches leak into the tests.
-    env: {
-      PATH: process.env.PATH,
-      HELM_CACHE_HOME: join(REPO, ".tmp/helm-home/cache"),
-      HELM_CONFIG_HOME: join(REPO, ".tmp/helm-home/config"),
-      HELM_DATA_HOME: join(REPO, ".tmp/helm-home/data"),
-    },
+    env: helmEnv(),
     maxBuffer: 64 * 1024 * 1024,
   });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** helm without blocking the event loop, with extra environment (e.g. KUBECONFIG for a fake API server this process serves). */
+export function runHelmAsync(
+  helm: Helm,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<HelmResult> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      helmBinary(helm),
+      args,
+      { encoding: "utf8", cwd: REPO, env: helmEnv(env), maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== "number") reject(error);
+        else resolvePromise({ status: error ? (error.code as number) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** The documents of helm's output, parsed (throws on YAML helm should never print). */
+export function parseManifests(text: string): K8sObject[] {
+  return parseAllDocuments(text)
+    .map((document) => {
+      if (document.errors.length > 0)
+        throw new Error(`unparseable helm output: ${document.errors[0]?.message}`);
+      return document.toJS() as K8sObject | null;
+    })
+    .filter((object): object is K8sObject => object !== null);
 }
 
 /** `-f` for each values file (relative to chart/, or absolute), then the flags as given. */
@@ -127,18 +171,19 @@ export interface K8sObject {
 
 const renders = new Map<string, K8sObject[]>();
 
-/** `helm template` with the given values files and flags; throws with helm's stderr on failure. */
+/** `helm template` with the given values files and flags (and release name); throws with helm's stderr on failure. */
 export function render(
   helm: Helm,
   files: readonly string[] = [],
   flags: readonly string[] = [],
+  release: string = RELEASE,
 ): K8sObject[] {
-  const key = JSON.stringify([helm.dir, files, flags]);
+  const key = JSON.stringify([helm.dir, files, flags, release]);
   const cached = renders.get(key);
   if (cached) return cached;
   const result = runHelm(helm, [
     "template",
-    RELEASE,
+    release,
     CHART,
     "--namespace",
     NAMESPACE,
@@ -147,13 +192,7 @@ export function render(
   if (result.status !== 0) {
     throw new Error(`helm template ${files.join(" ")} ${flags.join(" ")} failed:\n${result.stderr}`);
   }
-  const objects = parseAllDocuments(result.stdout)
-    .map((document) => {
-      if (document.errors.length > 0)
-        throw new Error(`unparseable helm output: ${document.errors[0]?.message}`);
-      return document.toJS() as K8sObject | null;
-    })
-    .filter((object): object is K8sObject => object !== null);
+  const objects = parseManifests(result.stdout);
   renders.set(key, objects);
   return objects;
 }

@@ -1,6 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { HELMS, helmBinary, type K8sObject, lint, render, runHelm, VARIANTS } from "./helm.js";
+import { CHART, HELMS, helmBinary, type K8sObject, lint, REPO, render, runHelm, VARIANTS } from "./helm.js";
 
 describe.each(HELMS)("$name", (helm) => {
   it("is the expected major version", () => {
@@ -39,5 +42,26 @@ describe("helm 3 and helm 4", () => {
     const digest = (value: unknown) => createHash("sha256").update(JSON.stringify(value)).digest("hex");
     expect(helm4).toEqual(helm3);
     expect(digest(helm4)).toBe(digest(helm3));
+  });
+});
+
+/** yamllint: Debian's `yamllint` package; skipped where it is missing, like promtool. */
+const yamllintMissing = spawnSync("yamllint", ["--version"]).error !== undefined;
+
+describe.skipIf(yamllintMissing)("yamllint with chart-testing's rules (ct lint)", () => {
+  it("passes Chart.yaml, values.yaml, the profiles and the ci scenarios", () => {
+    const files = [
+      "Chart.yaml",
+      "values.yaml",
+      ...readdirSync(CHART).filter((file) => /^values-.*\.yaml$/.test(file)),
+      ...readdirSync(join(CHART, "ci")).map((file) => `ci/${file}`),
+    ].map((file) => join(CHART, file));
+    const result = spawnSync(
+      "yamllint",
+      ["--strict", "-c", join(REPO, "test/chart/fixtures/ct-lintconf.yaml"), ...files],
+      { encoding: "utf8" },
+    );
+    expect(result.stdout + result.stderr).toBe("");
+    expect(result.status).toBe(0);
   });
 });

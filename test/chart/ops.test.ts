@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { FULLNAME, find, HELMS, PROFILES, REPO, render } from "./helm.js";
+import { FULLNAME, find, findAll, HELMS, PROFILE_NAMES, PROFILES, REPO, render } from "./helm.js";
 
 const MAKEFILE = join(REPO, "make/ops/pushgateway.mk");
 
@@ -29,12 +29,10 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
     commands: [/kubectl -n metrics port-forward svc\/batch-pushguard 19091:9091 19092:9092/],
   },
   "pushgateway-metrics": {
-    variables: { IDENTITY: "platform-admin" },
+    variables: { REPLICA: "2" },
     commands: [
-      /kubectl -n metrics get deployment batch-pushguard -o jsonpath='\{\.spec\.template\.spec\.volumes\[\?\(@\.name=="tokens"\)\]\.secret\.secretName\}'/,
-      /DATA=\$\(kubectl -n metrics get secret "\$SECRET" -o jsonpath='\{\.data\.platform-admin\}'\)/,
-      /kubectl -n metrics port-forward svc\/batch-pushguard 19091:9091 19092:9092 >\/dev\/null &/,
-      /auth \| curl -fsS -H @- http:\/\/127\.0\.0\.1:19091\/metrics/,
+      /kubectl -n metrics port-forward pod\/batch-pushguard-pushgateway-2 19093:9091 >\/dev\/null &/,
+      /curl -fsS http:\/\/127\.0\.0\.1:19093\/metrics/,
     ],
   },
   "pushgateway-delete-group": {
@@ -46,6 +44,8 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
     },
     commands: [
       /SECRET='pushguard-tokens'/,
+      /kubectl -n metrics get configmap batch-pushguard -o jsonpath='\{\.data\.config\\\.yaml\}'/,
+      /grep -qxF 'sha256File: \/etc\/pushguard\/secrets\/team-a-ci'/,
       /get secret "\$SECRET" -o jsonpath='\{\.data\.team-a-ci\}'/,
       /curl -fsS -X DELETE -H @- .* http:\/\/127\.0\.0\.1:19091\/metrics\/job\/batch_job\/instance\/worker01/,
       /trap 'kill \$PF/,
@@ -53,7 +53,11 @@ const EXPECTED: Record<string, { variables?: Record<string, string>; commands: R
   },
   "pushgateway-health": {
     commands: [
-      /kubectl -n metrics get pods -l app\.kubernetes\.io\/instance=batch/,
+      /kubectl -n metrics get pods -l app\.kubernetes\.io\/instance=batch -o wide/,
+      /get pods -l app\.kubernetes\.io\/instance=batch,app\.kubernetes\.io\/component=pushgateway -o jsonpath='\{\.items\[\*\]\.metadata\.name\}'/,
+      /port-forward pod\/\$pod 19093:9091/,
+      /curl -sS http:\/\/127\.0\.0\.1:19093\/-\/healthy/,
+      /curl -sS http:\/\/127\.0\.0\.1:19093\/-\/ready/,
       /127\.0\.0\.1:19092\/readyz/,
     ],
   },
@@ -109,17 +113,67 @@ describe("make/ops/pushgateway.mk (make -n)", () => {
     expect(run.commands).not.toMatch(/Bearer [A-Za-z0-9]/);
   });
 
-  it("derives object names from the release name as the chart does", () => {
-    expect(dryRun("pushgateway-restart", { RELEASE: "pushguard" }).commands).toMatch(
-      /statefulset\/pushguard-pushgateway$/m,
+  it.each([
+    "pushguard",
+    "my-pushguard-prod",
+    "pg",
+    "team-metrics-gateway-production-eu1",
+    "a-53-character-release-name-of-a-platform-team-prod1",
+    "a-53-character-release-name-with-pushguard-in-it-pro",
+    "abcdefghij-abcdefghij-abcdefghij-prod",
+    "team.metrics.eu1",
+    "a.53-character.release-name.with-dots.from-a-platform",
+  ])("derives object names from release %s as the chart does", (release) => {
+    const objects = render(HELMS[1], [], [], release);
+    const deployment = findAll(objects, "Deployment")[0]?.metadata.name;
+    const statefulSet = findAll(objects, "StatefulSet")[0]?.metadata.name;
+    expect(dryRun("pushguard-restart", { RELEASE: release }).commands).toMatch(
+      new RegExp(`rollout restart deployment/${deployment}$`, "m"),
     );
-    expect(dryRun("pushgateway-restart", { RELEASE: "my-pushguard-prod" }).commands).toMatch(
-      /statefulset\/my-pushguard-prod-pushgateway$/m,
+    expect(dryRun("pushgateway-restart", { RELEASE: release }).commands).toMatch(
+      new RegExp(`rollout restart statefulset/${statefulSet}$`, "m"),
     );
+  });
+
+  it("takes FULLNAME as given (fullnameOverride)", () => {
     expect(dryRun("pushgateway-restart", { FULLNAME: "pg" }).commands).toMatch(
       /statefulset\/pg-pushgateway$/m,
     );
   });
+
+  it.each(PROFILE_NAMES)(
+    "profile %s: the targets' names and selectors are those of the rendered objects",
+    (profile) => {
+      const objects = render(HELMS[1], PROFILES[profile], [], "batch");
+      const commands = Object.entries(EXPECTED)
+        .map(([target, { variables }]) => dryRun(target, { ...variables, NAMESPACE: "monitoring" }).commands)
+        .join("\n");
+      const deployment = find(objects, "Deployment", "batch-pushguard");
+      const statefulSet = find(objects, "StatefulSet", "batch-pushguard-pushgateway");
+      const service = find(objects, "Service", "batch-pushguard");
+      expect(commands).toContain(
+        `svc/${service.metadata.name} 19091:${service.spec.ports[0].port} 19092:${service.spec.ports[1].port}`,
+      );
+      expect(commands).toContain(
+        `pod/${statefulSet.metadata.name}-2 19093:${statefulSet.spec.template.spec.containers[0].ports[0].containerPort}`,
+      );
+      expect(commands).toContain(`configmap ${find(objects, "ConfigMap", "batch-pushguard").metadata.name} `);
+      // The logs targets select by labels every pod template carries.
+      for (const [owner, component] of [
+        [deployment, "pushguard"],
+        [statefulSet, "pushgateway"],
+      ] as const) {
+        expect(owner.spec.template.metadata.labels).toMatchObject({
+          "app.kubernetes.io/instance": "batch",
+          "app.kubernetes.io/component": component,
+        });
+        expect(owner.spec.template.spec.containers[0].name).toBe(component);
+      }
+      expect(commands).toMatch(
+        /logs -l app\.kubernetes\.io\/instance=batch,app\.kubernetes\.io\/component=pushgateway -c pushgateway/,
+      );
+    },
+  );
 
   it.each([
     ["pushgateway-delete-group", { IDENTITY: "x" }, /JOB is required/],
@@ -153,6 +207,8 @@ describe("make/ops/pushgateway.mk with a fake kubectl", () => {
 shift 2
 case "$1 $2" in
   "get deployment") printf %s "$FAKE_SECRET_NAME" ;;
+  "get configmap") printf 'identities:\n  static:\n  - name: team-a-ci\n    tokenFile: /etc/pushguard/secrets/team-a-ci\n  - name: platform-admin\n    sha256File: /etc/pushguard/secrets/platform-admin\n' ;;
+  "get pods") printf 'batch-pushguard-pushgateway-0 batch-pushguard-pushgateway-1' ;;
   "get secret")
     [ "$FAKE_SECRET" = unreadable ] && { echo 'Error from server (Forbidden): secrets is forbidden' >&2; exit 1; }
     [ "$FAKE_SECRET" = "without key" ] || printf %s "$(printf %s team-a-token-0123 | base64)" ;;
@@ -184,7 +240,7 @@ esac`,
     return { status: result.status, stderr: result.stderr, calls };
   }
 
-  const TOKEN_TARGETS = ["pushguard-explain", "pushgateway-delete-group", "pushgateway-metrics"];
+  const TOKEN_TARGETS = ["pushguard-explain", "pushgateway-delete-group"];
 
   it.each(TOKEN_TARGETS)(
     "%s reads the Secret the Deployment mounts (tokens.existingSecret needs no SECRET)",
@@ -215,6 +271,64 @@ esac`,
       )?.secret.secretName;
     expect(secretOf(PROFILES.default)).toBe(`${FULLNAME}-tokens`);
     expect(secretOf(PROFILES.secured)).toBe("pushguard-tokens");
+  });
+
+  it.each(TOKEN_TARGETS)(
+    "%s refuses an identity whose Secret key holds a hash, sending nothing",
+    (target) => {
+      const { status, stderr, calls } = run(target, { IDENTITY: "platform-admin" }, {});
+      expect(status).not.toBe(0);
+      expect(stderr).toMatch(
+        /secret pushguard-tokens holds the SHA-256 hash of platform-admin's token, not the token/,
+      );
+      expect(calls).not.toContain("get secret");
+      expect(calls).not.toMatch(/^(pushguard|curl) /m);
+    },
+  );
+
+  it("reads a key with dots, escaped as kubectl's jsonpath needs", () => {
+    const { status, calls } = run("pushguard-explain", { IDENTITY: "ci.example.com" }, {});
+    expect(status).toBe(0);
+    expect(calls).toContain("get secret pushguard-tokens -o jsonpath={.data.ci\\.example\\.com}");
+    // The real kubectl, offline, on a Secret with such a key next to a shorter one.
+    const real = spawnSync(
+      "kubectl",
+      [
+        ...[
+          "create",
+          "secret",
+          "generic",
+          "x",
+          "--from-literal=ci.example.com=dotted",
+          "--from-literal=ci=plain",
+        ],
+        ...["--dry-run=client", "-o", "jsonpath={.data.ci\\.example\\.com}"],
+      ],
+      { encoding: "utf8" },
+    );
+    if (real.error) return; // no kubectl on this machine: the fake's log above is the check
+    expect(Buffer.from(real.stdout, "base64").toString()).toBe("dotted");
+  });
+
+  it("reads what a pushgateway replica holds from its pod, without any token", () => {
+    const { status, stderr, calls } = run("pushgateway-metrics", { IDENTITY: "", REPLICA: "1" }, {});
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
+    expect(calls).toContain("kubectl -n metrics port-forward pod/batch-pushguard-pushgateway-1 19093:9091");
+    expect(calls).toContain("curl -fsS http://127.0.0.1:19093/metrics");
+    expect(calls).not.toContain("get secret");
+  });
+
+  it("checks every pushgateway replica's own /-/healthy and /-/ready, then pushguard's", () => {
+    const { status, stderr, calls } = run("pushgateway-health", { IDENTITY: "" }, {});
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
+    for (const pod of ["batch-pushguard-pushgateway-0", "batch-pushguard-pushgateway-1"]) {
+      expect(calls).toContain(`port-forward pod/${pod} 19093:9091`);
+    }
+    expect(calls.match(/curl -sS http:\/\/127\.0\.0\.1:19093\/-\/healthy/g)).toHaveLength(2);
+    expect(calls.match(/curl -sS http:\/\/127\.0\.0\.1:19093\/-\/ready/g)).toHaveLength(2);
+    expect(calls).toContain("curl -sS http://127.0.0.1:19092/readyz");
   });
 
   it("takes SECRET as given, without asking the Deployment", () => {

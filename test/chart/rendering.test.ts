@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Pod } from "kubernetes-models/v1/Pod";
 import { Histogram, Summary } from "prom-client";
 import { describe, expect, it } from "vitest";
@@ -25,6 +25,7 @@ import {
   render,
   renderError,
   runHelm,
+  siteValues,
   VARIANTS,
 } from "./helm.js";
 import { admits, selects } from "./network-policy.js";
@@ -200,7 +201,7 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
   {
     name: "replicated pushgateways and two pushguard replicas without Redis",
     values: haWithoutRedis,
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message:
       /pushgateway\.replicaCount is 3 with several pushguard replicas \(pushguard\.replicaCount or pushguard\.autoscaling\): set coordination\.redis\.url/,
   },
@@ -213,20 +214,20 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
   {
     name: "scraping replicated pushgateways without a scrape identity",
     values: { serviceMonitor: { scrapeIdentity: "" } },
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message:
       /serviceMonitor\.scrapeIdentity is empty: with pushgateway\.replicaCount above 1 Prometheus scrapes through pushguard/,
   },
   {
     name: "a scrape identity that does not exist",
     values: { serviceMonitor: { scrapeIdentity: "prometheus" } },
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message: /serviceMonitor\.scrapeIdentity \("prometheus"\) is not in identities\.static/,
   },
   {
     name: "a scrape identity that may not read",
     values: { serviceMonitor: { scrapeIdentity: "team-a-ci" } },
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message:
       /serviceMonitor\.scrapeIdentity \("team-a-ci"\) is in no team with the read action: add a team such as \{name: scrapers, members: \[team-a-ci\], actions: \[read\]\}/,
   },
@@ -243,13 +244,13 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
       },
       tokens: { values: { "prometheus-scraper": "a".repeat(64) } },
     },
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message: /serviceMonitor\.scrapeIdentity \("prometheus-scraper"\) must read a raw token from the Secret/,
   },
   {
     name: "shared replica state without egress to Redis",
     values: { networkPolicy: { pushguard: { egress: { redis: [] } } } },
-    files: ["values-ha.yaml"],
+    files: ["values-ha.yaml", siteValues("ha")],
     message: /coordination\.redis\.url needs networkPolicy\.pushguard\.egress\.redis/,
   },
   {
@@ -391,6 +392,77 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
     values: { teams: [{ ...defaultTeam, quotas: { bytes: 10 } }] },
     message: /teams.0.quotas\b.*bytes/,
   },
+  {
+    name: "a forced fast mode with the check asked for",
+    values: { pushgateway: { disableConsistencyCheck: false, forceDisableConsistencyCheck: true } },
+    message:
+      /pushgateway\.forceDisableConsistencyCheck is true but pushgateway\.disableConsistencyCheck is false/,
+  },
+  {
+    name: "one existing claim for several replicas",
+    values: { pushgateway: { persistence: { enabled: true, existingClaim: "pushgateway-data" } } },
+    files: ["values-ha.yaml", siteValues("ha")],
+    message: /pushgateway\.persistence\.existingClaim is one volume, and pushgateway\.replicaCount is 3/,
+  },
+  {
+    name: "node ports on a ClusterIP Service",
+    values: { pushguard: { service: { nodePorts: { api: 30091 } } } },
+    message: /pushguard\.service\.nodePorts are set but pushguard\.service\.type is ClusterIP/,
+  },
+  {
+    name: "source ranges without a LoadBalancer",
+    values: { pushguard: { service: { type: "NodePort", loadBalancerSourceRanges: ["10.0.0.0/8"] } } },
+    message:
+      /pushguard\.service\.loadBalancerSourceRanges restrict a LoadBalancer, and pushguard\.service\.type is NodePort/,
+  },
+  {
+    name: "a route that attaches to no Gateway",
+    values: { route: { main: { enabled: true } } },
+    message: /route\.main\.parentRefs is empty/,
+  },
+  {
+    name: "a ScrapeConfig in a namespace without the token Secret",
+    values: { serviceMonitor: { namespace: "prometheus" } },
+    files: ["values-ha.yaml", siteValues("ha")],
+    message:
+      /serviceMonitor\.namespace \(prometheus\): the ScrapeConfig reads the token of serviceMonitor\.scrapeIdentity from a Secret in its own namespace/,
+  },
+  {
+    name: "the community chart's key for monitor labels spelled as before (schema)",
+    values: { serviceMonitor: { labels: { release: "kps" } } },
+    message: /serviceMonitor.*labels/,
+  },
+  {
+    name: "the secured profile's placeholders, as shipped",
+    values: {},
+    files: ["values-secured.yaml"],
+    message: new RegExp(
+      [
+        "identities\\.oidc\\[0\\]\\.issuer \\(https://idp\\.example\\.com/realms/platform\\) is a placeholder",
+        "rateLimit\\.redis\\.url \\(redis://redis\\.example\\.com:6379/0\\) is a placeholder",
+        "coordination\\.redis\\.url \\(redis://redis\\.example\\.com:6379/0\\) is a placeholder",
+        "networkPolicy\\.pushguard\\.egress\\.kubernetesApi\\[0\\]\\.to\\[0\\]\\.ipBlock\\.cidr \\(192\\.0\\.2\\.10/32\\) is a placeholder: a documentation range.*kubectl get endpointslices",
+        "networkPolicy\\.pushguard\\.egress\\.identityProviders\\[0\\]\\.to\\[0\\]\\.ipBlock\\.cidr \\(198\\.51\\.100\\.20/32\\) is a placeholder",
+      ].join("[^]*"),
+    ),
+  },
+  {
+    name: "the HA profile's Redis placeholder, as shipped",
+    values: {},
+    files: ["values-ha.yaml"],
+    message:
+      /coordination\.redis\.url \(redis:\/\/redis\.example\.com:6379\/0\) is a placeholder: redis\.example\.com is reserved for documentation \(RFC 2606\)/,
+  },
+  {
+    name: "a documentation IPv6 range as a peer",
+    values: { networkPolicy: { pushguard: { extraFrom: [{ ipBlock: { cidr: "2001:DB8::/48" } }] } } },
+    message: /networkPolicy\.pushguard\.extraFrom\[0\]\.ipBlock\.cidr \(2001:db8::\/48\) is a placeholder/,
+  },
+  {
+    name: "an example host for the Ingress",
+    values: { ingress: { enabled: true, hosts: ["pushguard.example.org"] } },
+    message: /ingress\.hosts\[0\] \(pushguard\.example\.org\) is a placeholder/,
+  },
 ];
 
 /** Writes `values` to a file under .tmp/ for `helm -f` (`--set` cannot edit one list element). */
@@ -460,6 +532,7 @@ describe("rendering", () => {
     expect(volume.secret).toEqual({
       secretName: "my-pushguard-tokens",
       defaultMode: 0o440,
+      optional: true,
       items: [
         { key: "default-ci", path: "default-ci" },
         { key: "ci-example-com", path: "ci-example-com" },
@@ -534,10 +607,10 @@ describe("rendering", () => {
     expect(pushgatewayArgs(objects)).toContain("--push.enable-utf8-names");
   });
 
-  it("renders the store index off, pushguard's own quotas and team share, as pushguard reads them", () => {
+  it("renders the store index on, pushguard's own quotas and team share, as pushguard reads them", () => {
     const config = pushguardConfig(render(helm));
     expect(config.store).toEqual({
-      index: { enabled: false, resyncIntervalMs: 300000 },
+      index: { enabled: true, resyncIntervalMs: 300000 },
       quotas: { groupsPerTeam: 10000, seriesPerTeam: 200000 },
     });
     expect(config.overload.maxTeamShare).toBe(0.5);
@@ -547,11 +620,9 @@ describe("rendering", () => {
     const defaults = configSchema.parse({ ...withoutStore, overload });
     const parsed = configSchema.parse(config);
     expect(parsed.store).toEqual(defaults.store);
-    expect(parsed.store).toEqual(config.store);
+    expect(parsed.store).toMatchObject(config.store);
     expect(parsed.overload.maxTeamShare).toBe(defaults.overload.maxTeamShare);
     expect(parsed.teams[0]?.quotas).toEqual({});
-    // The pushgateway's own consistency check stays on whatever the index does.
-    expect(pushgatewayArgs(render(helm))).not.toContain("--push.disable-consistency-check");
   });
 
   it("renders the store index, tuned quotas and a team's own quota (ci/store-index-values.yaml)", () => {
@@ -567,23 +638,114 @@ describe("rendering", () => {
     const parsed = configSchema.parse(config);
     expect(parsed.store.index.enabled).toBe(true);
     expect(parsed.teams[1]?.quotas).toEqual({ groups: 2000 });
-    expect(pushgatewayArgs(objects)).not.toContain("--push.disable-consistency-check");
+    expect(pushgatewayArgs(objects)).toContain("--push.disable-consistency-check");
     const set = pushguardConfig(
-      render(
-        helm,
-        [],
-        [
-          "--set",
-          "pushguard.config.store.index.enabled=true",
-          "--set",
-          "pushguard.config.store.quotas.seriesPerTeam=1000",
-        ],
-      ),
+      render(helm, [], ["--set", "pushguard.config.store.quotas.seriesPerTeam=1000"]),
     );
     expect(set.store).toEqual({
       index: { enabled: true, resyncIntervalMs: 300000 },
       quotas: { groupsPerTeam: 10000, seriesPerTeam: 1000 },
     });
+  });
+
+  const redisEgress = {
+    networkPolicy: {
+      pushguard: {
+        egress: {
+          redis: [{ to: [{ podSelector: { matchLabels: { app: "redis" } } }], ports: [{ port: 6379 }] }],
+        },
+      },
+    },
+  };
+  const sharedRedis = {
+    ...redisEgress,
+    coordination: { redis: { url: "redis://redis:6379/2", passwordSecret: { name: "redis", key: "pw" } } },
+  };
+  /** Whether the pushgateway drops its consistency check: only where pushguard's store index stands in for it. */
+  const CONSISTENCY: Array<[string, Record<string, unknown>, boolean, RegExp | null]> = [
+    ["one pushguard replica with the index (the default)", {}, true, null],
+    [
+      "the index off",
+      { pushguard: { config: { store: { index: { enabled: false } } } } },
+      false,
+      /NOTE: the pushgateway keeps its consistency check .*\n?.*pushguard\.config\.store\.index\.enabled is false/,
+    ],
+    [
+      "two pushguard replicas without a shared Redis",
+      { pushguard: { replicaCount: 2 } },
+      false,
+      /several pushguard replicas .* no coordination\.redis\.url to share the store index's decisions through\.\nSet coordination\.redis\.url/,
+    ],
+    [
+      "autoscaled pushguard without a shared Redis",
+      { pushguard: { autoscaling: { enabled: true } } },
+      false,
+      /NOTE: the pushgateway keeps its consistency check/,
+    ],
+    [
+      "two pushguard replicas sharing the index's decisions in Redis",
+      { pushguard: { replicaCount: 2 }, ...sharedRedis },
+      true,
+      null,
+    ],
+    [
+      "two pushguard replicas without Redis, forced",
+      { pushguard: { replicaCount: 2 }, pushgateway: { forceDisableConsistencyCheck: true } },
+      true,
+      /WARNING: pushgateway\.forceDisableConsistencyCheck: the pushgateway runs without its consistency\ncheck although several pushguard replicas/,
+    ],
+    ["the check asked for", { pushgateway: { disableConsistencyCheck: false } }, false, null],
+  ];
+
+  it.each(CONSISTENCY)("consistency check with %s: dropped %s", (name, values, dropped, note) => {
+    const file = valuesFile(`consistency ${name}`, values);
+    expect(pushgatewayArgs(render(helm, [file])).includes("--push.disable-consistency-check")).toBe(dropped);
+    const text = notes([file]);
+    if (note) expect(text).toMatch(note);
+    else expect(text).not.toMatch(/consistency check/);
+  });
+
+  it("shares the store index's decisions through coordination.redis, wired like replication's and the janitor's", () => {
+    const objects = render(helm, [
+      valuesFile("index redis", { pushguard: { replicaCount: 2 }, ...sharedRedis }),
+    ]);
+    const config = pushguardConfig(objects);
+    expect(config.store.index.redis).toEqual({
+      url: "redis://redis:6379/2",
+      keyPrefix: `pushguard:${NAMESPACE}:${FULLNAME}:store:`,
+      passwordFile: "/etc/pushguard/coordination-redis/password",
+    });
+    expect(configSchema.parse(config).store.index.redis).toMatchObject({ timeoutMs: 200 });
+    const spec = find(objects, "Deployment").spec.template.spec;
+    expect(
+      spec.volumes.find((v: { name: string }) => v.name === "coordination-redis-password").secret,
+    ).toEqual({
+      secretName: "redis",
+      defaultMode: 0o440,
+      optional: true,
+      items: [{ key: "pw", path: "password" }],
+    });
+    expect(
+      find(objects, "NetworkPolicy", FULLNAME).spec.egress.map((rule: Loose) => rule.ports[0].port),
+    ).toContain(6379);
+    const prefixed = pushguardConfig(
+      render(helm, [
+        valuesFile("index redis prefix", {
+          coordination: { redis: { url: "redis://r:6379", keyPrefix: "pg:" } },
+          ...redisEgress,
+        }),
+      ]),
+    );
+    expect(prefixed.store.index.redis).toEqual({ url: "redis://r:6379", keyPrefix: "pg:store:" });
+    const off = pushguardConfig(
+      render(helm, [
+        valuesFile("index off redis", {
+          pushguard: { config: { store: { index: { enabled: false } } } },
+          ...sharedRedis,
+        }),
+      ]),
+    );
+    expect(off.store.index.redis).toBeUndefined();
   });
 
   it("opens the pushgateway's admin API only for a team that may wipe", () => {
@@ -615,7 +777,7 @@ describe("rendering", () => {
     const outOfCluster = render(
       helm,
       ["ci/identity-providers-values.yaml"],
-      ["--set", "identities.kubernetes[0].jwksUri=https://oidc.example.com/keys"],
+      ["--set", "identities.kubernetes[0].jwksUri=https://oidc.corp.internal/keys"],
     );
     expect(pushguardConfig(outOfCluster).identities.kubernetes[0].tokenFile).toBeUndefined();
     expect(find(outOfCluster, "Deployment").spec.template.spec.automountServiceAccountToken).toBe(false);
@@ -637,6 +799,7 @@ describe("rendering", () => {
     expect(spec.volumes.find((v: { name: string }) => v.name === "redis-password").secret).toEqual({
       secretName: "redis",
       defaultMode: 0o440,
+      optional: true,
       items: [{ key: "redis-password", path: "password" }],
     });
     expect(spec.containers[0].volumeMounts).toContainEqual({
@@ -728,8 +891,13 @@ describe("rendering", () => {
     );
     expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushgatewayReplicaOutOfSync");
     expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushguardJanitorFailing");
-    expect(alerts(["ci/monitoring-values.yaml"])).not.toContain("PushguardTeamNearQuota");
-    expect(alerts(["ci/store-index-values.yaml"])).toContain("PushguardTeamNearQuota");
+    expect(alerts(["ci/monitoring-values.yaml"])).toContain("PushguardTeamNearQuota");
+    expect(
+      alerts([
+        "ci/monitoring-values.yaml",
+        valuesFile("index off", { pushguard: { config: { store: { index: { enabled: false } } } } }),
+      ]),
+    ).not.toContain("PushguardTeamNearQuota");
   });
 
   it("labels the dashboard for the Grafana sidecar", () => {
@@ -744,7 +912,7 @@ describe("rendering", () => {
 function notes(files: readonly string[]): string {
   const helm = HELMS[1];
   const args = ["install", "pg", CHART, "--namespace", "monitoring", "--dry-run=client"];
-  const result = runHelm(helm, [...args, ...files.flatMap((file) => ["-f", join(CHART, file)])]);
+  const result = runHelm(helm, [...args, ...files.flatMap((file) => ["-f", resolve(CHART, file)])]);
   expect(result.status, result.stderr).toBe(0);
   return result.stdout.slice(result.stdout.indexOf("NOTES:"));
 }

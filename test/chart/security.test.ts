@@ -510,7 +510,7 @@ describe("profile secured: who can reach what", () => {
     labels: podLabels(objects(), "StatefulSet", PUSHGATEWAY),
     ip: "10.244.1.4",
   });
-  /** A host outside the cluster; the profile's API server and IdP addresses are 192.0.2.10 and 198.51.100.20. */
+  /** A host outside the cluster; the site values give the API server and the IdP as 172.18.0.2 and 100.64.0.20. */
   const host = (ip: string) => ({ namespace: "", labels: {}, ip, outsideCluster: true });
   const egress: Array<[string, () => Target, boolean]> = [
     // where pushguard connects to                                         allowed
@@ -533,11 +533,11 @@ describe("profile secured: who can reach what", () => {
       () => ({ ...pushgatewayPod(), namespace: "attacker", port: 9091, portName: "http" }),
       false,
     ],
-    ["the API server on 443", () => ({ ...host("192.0.2.10"), port: 443, portName: "https" }), true],
-    ["the API server on 6443", () => ({ ...host("192.0.2.10"), port: 6443, portName: "https" }), true],
-    ["the API server on 80", () => ({ ...host("192.0.2.10"), port: 80, portName: "http" }), false],
-    ["the IdP on 443", () => ({ ...host("198.51.100.20"), port: 443, portName: "https" }), true],
-    ["the IdP on 80", () => ({ ...host("198.51.100.20"), port: 80, portName: "http" }), false],
+    ["the API server on 443", () => ({ ...host("172.18.0.2"), port: 443, portName: "https" }), true],
+    ["the API server on 6443", () => ({ ...host("172.18.0.2"), port: 6443, portName: "https" }), true],
+    ["the API server on 80", () => ({ ...host("172.18.0.2"), port: 80, portName: "http" }), false],
+    ["the IdP on 443", () => ({ ...host("100.64.0.20"), port: 443, portName: "https" }), true],
+    ["the IdP on 80", () => ({ ...host("100.64.0.20"), port: 80, portName: "http" }), false],
     ["another internet host on 443", () => ({ ...host("203.0.113.7"), port: 443, portName: "https" }), false],
     ["Redis", () => ({ ...redis, port: 6379, portName: "redis" }), true],
     ["Redis on another port", () => ({ ...redis, port: 6380, portName: "other" }), false],
@@ -665,6 +665,7 @@ describe("profile ha: replicated pushgateways", () => {
     ).toEqual({
       secretName: "pushguard-redis",
       defaultMode: 0o440,
+      optional: true,
       items: [{ key: "password", path: "password" }],
     });
   });
