@@ -3,7 +3,7 @@
 // discovery, JWKS, and the client_credentials grant issuing RS256 JWT access tokens for
 // pushguard's audience, without the caller naming a resource.
 // Run alone: node examples/oidc-provider.mjs [port]  (default 9093)
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import Provider from "oidc-provider";
 
@@ -15,6 +15,39 @@ export const DEMO_AUDIENCE = "pushguard";
 export function signingKey(kid) {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   return { ...privateKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" };
+}
+
+/**
+ * Tokens and grants kept in a Map of this provider's own. Passing an adapter (instead of relying on
+ * the package's default, which is the same thing) keeps oidc-provider from warning at start that
+ * its development-only adapter is in use: the demo and the tests need nothing that outlives them.
+ */
+class MapAdapter {
+  constructor(store, model) {
+    this.store = store;
+    this.model = model;
+  }
+  async upsert(id, payload, expiresIn) {
+    this.store.set(`${this.model}:${id}`, { payload, expiresAt: Date.now() + expiresIn * 1000 });
+  }
+  async find(id) {
+    const entry = this.store.get(`${this.model}:${id}`);
+    return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
+  }
+  async findByUid() {
+    return undefined;
+  }
+  async findByUserCode() {
+    return undefined;
+  }
+  async consume(id) {
+    const entry = this.store.get(`${this.model}:${id}`);
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id) {
+    this.store.delete(`${this.model}:${id}`);
+  }
+  async revokeByGrantId() {}
 }
 
 /**
@@ -37,8 +70,15 @@ export async function startOidcProvider(options = {}) {
   const server = createServer();
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${server.address().port}`;
+  const store = new Map();
   const provider = new Provider(issuer, {
     clients,
+    adapter: class extends MapAdapter {
+      constructor(model) {
+        super(store, model);
+      }
+    },
+    cookies: { keys: [randomBytes(32).toString("base64url")] },
     ttl: { ClientCredentials: options.accessTokenTtl ?? 300 },
     jwks: { keys: options.keys ?? [signingKey("demo-key-1")] },
     features: {

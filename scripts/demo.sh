@@ -1,36 +1,53 @@
 #!/usr/bin/env bash
 # `npm run demo`: a real Pushgateway on 127.0.0.1:9191 (admin API and lifecycle enabled, so you
-# can see pushguard keep them closed) and pushguard on 127.0.0.1:9091 (API) and :9092 (metrics)
-# with examples/demo.yaml. Ctrl-C stops everything it started.
-# It also starts a real OIDC provider on 127.0.0.1:9093 (examples/oidc-provider.mjs) whose client
-# demo-team-c / demo-team-c-secret gets JWT access tokens that pushguard accepts for team-c.
-# Ports: PUSHGATEWAY_PORT, PUSHGUARD_PORT, PUSHGUARD_METRICS_PORT, OIDC_PORT.
+# can see pushguard keep them closed; its slow consistency check off, since pushguard's store
+# index checks every push against the whole store instead), pushguard on 127.0.0.1:9091 (API)
+# and :9092 (metrics) with examples/demo.yaml, and a real OIDC provider on 127.0.0.1:9093
+# (examples/oidc-provider.mjs) whose client demo-team-c / demo-team-c-secret gets JWT access
+# tokens that pushguard accepts for team-c. Ctrl-C stops everything it started.
+# Ports: PUSHGATEWAY_PORT, PUSHGUARD_PORT, PUSHGUARD_METRICS_PORT, OIDC_PORT. Each set of ports
+# gets its own working directory (.tmp/demo/<ports>/: the config and the OIDC provider's log),
+# so demos on other ports run side by side without touching each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib/ensure.sh
-ensure_packages prometheus-pushgateway:/usr/bin/prometheus-pushgateway curl:/usr/bin/curl
-ensure_node_modules
-ensure_build
 
 pg_port=${PUSHGATEWAY_PORT:-9191}
 api_port=${PUSHGUARD_PORT:-9091}
 metrics_port=${PUSHGUARD_METRICS_PORT:-9092}
 oidc_port=${OIDC_PORT:-9093}
-workdir=.tmp/demo
+ports=("$pg_port" "$api_port" "$metrics_port" "$oidc_port")
+
+# Ports first: a clash is reported at once, before anything is installed or built.
+for port in "${ports[@]}"; do
+  if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    echo "demo: \"$port\" is not a port number" >&2
+    exit 1
+  fi
+done
+if [ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" -ne ${#ports[@]} ]; then
+  echo "demo: the four ports must differ (got ${ports[*]})" >&2
+  exit 1
+fi
+for port in "${ports[@]}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port is already in use (another demo? a packaged pushgateway service: systemctl stop prometheus-pushgateway)" >&2
+    echo "      or choose others: PUSHGATEWAY_PORT=... PUSHGUARD_PORT=... PUSHGUARD_METRICS_PORT=... OIDC_PORT=... npm run demo" >&2
+    exit 1
+  fi
+done
+
+source scripts/lib/ensure.sh
+ensure_packages prometheus-pushgateway:/usr/bin/prometheus-pushgateway curl:/usr/bin/curl
+ensure_node_modules
+ensure_build
+
+workdir=.tmp/demo/${api_port}-${metrics_port}-${pg_port}-${oidc_port}
 mkdir -p "$workdir"
 sed -e "s/127.0.0.1:9191/127.0.0.1:${pg_port}/" \
     -e "s/127.0.0.1:9091/127.0.0.1:${api_port}/" \
     -e "s/127.0.0.1:9092/127.0.0.1:${metrics_port}/" \
     -e "s/127.0.0.1:9093/127.0.0.1:${oidc_port}/" \
     examples/demo.yaml >"$workdir/demo.yaml"
-
-for port in "$pg_port" "$api_port" "$metrics_port" "$oidc_port"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "demo: port $port is already in use (a packaged pushgateway service? try: systemctl stop prometheus-pushgateway)" >&2
-    echo "      or choose others: PUSHGATEWAY_PORT=... PUSHGUARD_PORT=... PUSHGUARD_METRICS_PORT=... OIDC_PORT=... npm run demo" >&2
-    exit 1
-  fi
-done
 
 pids=()
 cleanup() {
@@ -42,7 +59,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 prometheus-pushgateway --web.listen-address="127.0.0.1:${pg_port}" --web.enable-admin-api \
-  --web.enable-lifecycle --log.level=warn --persistence.file="" &
+  --web.enable-lifecycle --push.disable-consistency-check --log.level=warn --persistence.file="" &
 pids+=($!)
 node examples/oidc-provider.mjs "$oidc_port" 2>"$workdir/oidc-provider.log" &
 pids+=($!)
@@ -69,33 +86,16 @@ cat <<MSG
 pushguard demo is running
   pushguard API      http://127.0.0.1:${api_port}   (point your clients here)
   pushguard metrics  http://127.0.0.1:${metrics_port}/metrics
-  pushgateway        http://127.0.0.1:${pg_port}    (behind pushguard; admin API + lifecycle enabled)
+  pushgateway        http://127.0.0.1:${pg_port}   (behind pushguard; admin API + lifecycle enabled)
+  OIDC provider      http://127.0.0.1:${oidc_port}   (client demo-team-c / demo-team-c-secret)
+  config and logs    ${workdir}/
 
-Push as team-a (allowed):
+Tokens: demo-team-a-token (jobs team-a-*), demo-team-b-token (jobs team-b-*), demo-admin-token
+(everything); team-c uses OIDC (jobs team-c-*). Try the README's Quick start commands, e.g.:
   echo 'backup_last_success_seconds 1700000000' | curl -i --data-binary @- \\
-    -H 'Authorization: Bearer demo-team-a-token' http://127.0.0.1:${api_port}/metrics/job/team-a-backup/instance/db1
-
-Push team-b's job with team-a's token (403), push without a token (401), try to quit (403):
-  echo 'x 1' | curl -i --data-binary @- -H 'Authorization: Bearer demo-team-a-token' http://127.0.0.1:${api_port}/metrics/job/team-b-backup
-  echo 'x 1' | curl -i --data-binary @- http://127.0.0.1:${api_port}/metrics/job/team-a-backup
-  curl -i -X PUT -H 'Authorization: Bearer demo-admin-token' http://127.0.0.1:${api_port}/-/quit
-
-Push a HELP that is not UTF-8, which the Pushgateway would store and Prometheus then refuse to scrape (400):
-  printf '# HELP backup_runs caf\\xe9\\nbackup_runs 1\\n' | curl -i --data-binary @- \\
     -H 'Authorization: Bearer demo-team-a-token' http://127.0.0.1:${api_port}/metrics/job/team-a-backup
-
-Team c pushes with an OIDC access token (client_credentials grant from the demo IdP):
-  TOKEN=\$(curl -s -u demo-team-c:demo-team-c-secret -d grant_type=client_credentials \
-    http://127.0.0.1:${oidc_port}/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-  echo 'report_rows 1234' | curl -i --data-binary @- -H "Authorization: Bearer \$TOKEN" \
-    http://127.0.0.1:${api_port}/metrics/job/team-c-report
-
-Read it back (admin may read):
-  curl -s -u admin:demo-admin-token http://127.0.0.1:${api_port}/metrics | grep backup_last_success
-
-Tokens: demo-team-a-token (jobs team-a-*), demo-team-b-token (jobs team-b-*), demo-admin-token (everything);
-team-c uses OIDC (jobs team-c-*, every series labelled team="team-c").
-Why a 403 or a 400? node dist/main.js explain --config ${workdir}/demo.yaml --method PUT --path /metrics/job/x <<< demo-team-a-token
+Why a 403 or a 400?
+  echo demo-team-a-token | npx pushguard explain --config ${workdir}/demo.yaml --method PUT --path /metrics/job/x
 Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 // The flag above (also in the Dockerfile and `npm start`) caps V8's young generation at 4 MiB per
-// semi-space: ~25 MiB less resident memory for ~3% of throughput (see README, Performance).
+// semi-space: ~25 MiB less resident memory for ~3% of throughput (see docs/performance.md).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";

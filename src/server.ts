@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { type AuthenticatorDeps, createAuthenticator } from "./auth/authenticate.js";
 import { type Config, ConfigError } from "./config/load.js";
+import { ProblemError, problemResponse } from "./errors.js";
 import { createJanitor, janitorAttribution } from "./janitor/create-janitor.js";
 import type { Janitor } from "./janitor/janitor.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -146,7 +148,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       upstreamReady ? 200 : 503,
     );
   });
-  ops.notFound((c) => c.json({ status: "not found" }, 404));
+  // A push sent to this port by mistake learns where pushes go instead of getting a bare 404.
+  ops.notFound(() =>
+    problemResponse(
+      new ProblemError(
+        "ERR_ROUTE_NOT_FOUND",
+        `this is pushguard's metrics listener, serving only /metrics, /healthz and /readyz: push to the API listener (listen.api) at ${apiUrl}`,
+      ),
+      randomUUID(),
+    ),
+  );
 
   // Before listening, so the first push is already checked against the Pushgateway's own families.
   shared.gatewayFamilies.start(await shared.gatewayFamilies.refresh());

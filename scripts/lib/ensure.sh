@@ -30,6 +30,17 @@ ensure_node_modules() {
   fi
 }
 
+# ensure_build: compiles src/ into dist/ unless dist/ is newer than every input. The stamp is made
+# before compiling, so a source saved while tsc runs is newer than it and is compiled next time.
+build_stamp=dist/.build-stamp
 ensure_build() {
+  if [ -f "$build_stamp" ] && [ -f dist/main.js ] && [ -z "$(find src tsconfig.json tsconfig.build.json \
+      package-lock.json -newer "$build_stamp" -print -quit)" ]; then
+    return 0
+  fi
+  echo "pushguard: building (tsc)" >&2
+  mkdir -p dist
+  touch "$build_stamp.next"
   npx tsc -p tsconfig.build.json
+  mv "$build_stamp.next" "$build_stamp"
 }

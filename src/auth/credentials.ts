@@ -10,7 +10,7 @@ import { challenges } from "./challenge.js";
 export function extractCredential(authorization: string | undefined): string | undefined {
   if (authorization === undefined || authorization.trim() === "") return undefined;
   const match = AUTHORIZATION.exec(authorization);
-  if (!match) throw invalid("unsupported or malformed Authorization header");
+  if (!match) throw invalid(KNOWN_SCHEME.test(authorization) ? MALFORMED : UNSUPPORTED_SCHEME);
   const scheme = (match[1] as string).toLowerCase();
   const value = match[2] as string;
   if (scheme === "bearer") return value;
@@ -24,6 +24,11 @@ export function extractCredential(authorization: string | undefined): string | u
 
 // RFC 6750 b64token for Bearer; the same character set covers Basic's base64.
 const AUTHORIZATION = /^\s*(bearer|basic) +([A-Za-z0-9\-._~+/]+=*)\s*$/i;
+const KNOWN_SCHEME = /^\s*(bearer|basic)(\s|$)/i;
+// The header is never quoted back: without a scheme, its first word would be the token itself.
+const HOW_TO_SEND = 'send "Authorization: Bearer <token>", or the token as the password of HTTP Basic auth';
+const UNSUPPORTED_SCHEME = `the Authorization scheme is neither Bearer nor Basic: ${HOW_TO_SEND}`;
+const MALFORMED = `malformed Authorization header: ${HOW_TO_SEND} (a Bearer token has only the characters A-Z a-z 0-9 - . _ ~ + / and trailing =)`;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function invalid(detail: string): ProblemError {

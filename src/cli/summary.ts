@@ -24,6 +24,7 @@ export function summarizeConfig(config: Config): string {
     ),
     `anonymous: ${config.anonymous.actions.length ? config.anonymous.actions.join(", ") : "nothing (every request needs a credential)"}`,
     ...rateLimits(config),
+    storeIndex(config.store),
     `overload: at most ${config.overload.maxConcurrent} upstream requests at once, ${config.overload.maxQueued} queued for ${config.overload.maxQueueWaitMs} ms, ${config.overload.maxBufferedBodyBytes} body bytes in memory`,
     `janitor: ${
       config.janitor.enabled
@@ -75,6 +76,12 @@ function rateLimits(config: Config): string[] {
     ),
     `  failed authentications per client address: ${authFailures.rate}/s, burst ${authFailures.burst}`,
   ];
+}
+
+function storeIndex({ index, quotas }: Config["store"]): string {
+  return index.enabled
+    ? `store index: on, every push checked against every stored group (full re-read every ${index.resyncIntervalMs} ms); per team at most ${quotas.groupsPerTeam} groups, ${quotas.seriesPerTeam} series`
+    : "store index: off (keep the Pushgateway's own consistency check on)";
 }
 
 function labelRules(rules: Config["teams"][number]["groupingKey"]): string {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { load as parseYaml, YAMLException } from "js-yaml";
-import type { z } from "zod";
+import { toJSONSchema, type z } from "zod";
 import { configSchema, type RawConfig, staticTokenIdentity } from "./schema.js";
 
 export interface StaticTokenIdentity {
@@ -73,7 +73,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   const input = loadYaml(text, source);
   const result = configSchema.safeParse(input);
-  const issues: ConfigIssue[] = result.success ? [] : result.error.issues.map(toIssue);
+  const issues: ConfigIssue[] = result.success ? [] : result.error.issues.flatMap(toIssues);
   // Secrets are resolved even when other keys are wrong, so one run names every problem.
   const identities = resolveIdentities(input, env, issues);
   if (!result.success || issues.length > 0) throw new ConfigError(source, issues);
@@ -175,8 +175,82 @@ function exceedsNodes(value: unknown, budget: number): boolean {
   return false;
 }
 
-function toIssue(issue: z.core.$ZodIssue): ConfigIssue {
-  return { path: issue.path.map(String).join("."), message: issue.message };
+function toIssues(issue: z.core.$ZodIssue): ConfigIssue[] {
+  const path = issue.path.map(String).join(".");
+  if (issue.code !== "unrecognized_keys") return [{ path, message: issue.message }];
+  // One issue per key, each with the nearest key the section does have: a typo names its fix.
+  const known = keysAt(issue.path);
+  return issue.keys.map((key) => {
+    const suggestion = nearestKey(key, known);
+    return {
+      path,
+      message: `unknown key "${key}"${suggestion ? ` (did you mean "${suggestion}"?)` : ""}`,
+    };
+  });
+}
+
+interface JsonSchemaNode {
+  properties?: Record<string, JsonSchemaNode>;
+  items?: JsonSchemaNode;
+  anyOf?: JsonSchemaNode[];
+  oneOf?: JsonSchemaNode[];
+  allOf?: JsonSchemaNode[];
+}
+
+let configJsonSchema: JsonSchemaNode | undefined;
+
+/** The keys the schema accepts in the section at `path` (list indexes included, as zod reports them). */
+function keysAt(path: readonly PropertyKey[]): string[] {
+  configJsonSchema ??= toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }) as JsonSchemaNode;
+  let nodes = [configJsonSchema];
+  for (const segment of path) {
+    nodes = nodes.flatMap(alternatives).flatMap((node) => {
+      if (typeof segment === "number") return node.items ? [node.items] : [];
+      const child = node.properties?.[String(segment)];
+      return child ? [child] : [];
+    });
+  }
+  return [...new Set(nodes.flatMap(alternatives).flatMap((node) => Object.keys(node.properties ?? {})))];
+}
+
+function alternatives(node: JsonSchemaNode): JsonSchemaNode[] {
+  const branches = [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])];
+  return [node, ...branches.flatMap(alternatives)];
+}
+
+/** The known key closest to `key` (ignoring letter case) if it is a plausible typo of it. */
+function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance <= Math.max(1, Math.floor(candidate.length / 4)) && (!best || distance < best.distance)) {
+      best = { key: candidate, distance };
+    }
+  }
+  return best?.key;
+}
+
+/** Levenshtein distance, with a swap of two neighbours counted as one edit (`tokenFlie`). */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = rows[i] as number[];
+      const above = rows[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(
+        (above[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (above[j - 1] as number) + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        row[j] = Math.min(row[j] as number, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      }
+    }
+  }
+  return (rows[a.length] as number[])[b.length] as number;
 }
 
 type StaticIdentityInput = RawConfig["identities"]["static"][number];

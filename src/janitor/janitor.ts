@@ -171,7 +171,7 @@ export class Janitor {
   /**
    * Holding the candidates' group locks, reads again and deletes what is still expired: a push
    * through this process cannot land between that read and the delete. One through another
-   * replica can (README "Stale-group expiry" states the race).
+   * replica can (docs/expiry.md states the race).
    */
   async #delete(candidates: readonly Expiry[]): Promise<Expiry[]> {
     if (candidates.length === 0) return [];

@@ -17,7 +17,7 @@ export interface Lease {
   close(): Promise<void>;
 }
 
-/** Without a lease store every replica's janitor acts; see README "Stale-group expiry" for why that is safe. */
+/** Without a lease store every replica's janitor acts; see docs/expiry.md for why that is safe. */
 export class NoLease implements Lease {
   readonly kind = "none";
   readonly fence = undefined;

@@ -73,11 +73,15 @@ export function createAuthorizer(config: Config): Authorize {
     if (identity.via === "anonymous") {
       if (anonymousGrant) return anonymousGrant;
       trace?.push(`no credential was presented and anonymous.actions does not grant ${action}`);
-      throw new ProblemError("ERR_AUTH_MISSING", `${action} needs a credential`, {
-        headers: challenges(),
-        details: { action },
-        reason: "missing",
-      });
+      throw new ProblemError(
+        "ERR_AUTH_MISSING",
+        `${action} needs a credential: send the token as "Authorization: Bearer <token>" or as the password of HTTP Basic auth (no other header, such as X-Auth-Token or X-Api-Key, and no query parameter is read)`,
+        {
+          headers: challenges(),
+          details: { action },
+          reason: "missing",
+        },
+      );
     }
     const key = "groupingKey" in operation ? operation.groupingKey : undefined;
     // `explain` walks every team to say why each did not apply; requests only look at the teams

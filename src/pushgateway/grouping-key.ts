@@ -52,7 +52,12 @@ export function parseGroupingKey(jobBase64: boolean, rest: string): GroupingKey 
   const labels: Record<string, string> = {};
   // Pushgateway treats "" and "/" after the job as "no labels": a single trailing slash is harmless.
   const pairs = segments.length === 2 && segments[1] === "" ? [] : segments.slice(1);
-  if (pairs.length % 2 === 1) throw badKey("odd number of label path segments (name without value)");
+  if (pairs.length % 2 === 1) {
+    // The usual cause: a client URL-encoded a "/" in the job name (prom-client's jobName does).
+    throw badKey(
+      'odd number of label path segments (a label name without a value); "/" separates segments even when sent as %2F: send a job name or label value that contains "/" base64url-encoded, as /metrics/job@base64/<value> or /<label>@base64/<value>, or leave the "/" out',
+    );
+  }
   for (let i = 0; i < pairs.length; i += 2) {
     const name = pairs[i] as string;
     const value = pairs[i + 1] as string;

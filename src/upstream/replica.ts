@@ -16,7 +16,7 @@ export class Replica {
   readonly upstream: Upstream;
   /** Answered its last health check or request. */
   up = false;
-  /** Has every acknowledged write (see README "High availability"). */
+  /** Has every acknowledged write (see docs/high-availability.md). */
   inSync = false;
   /** A repair is copying groups to it. */
   repairing = false;

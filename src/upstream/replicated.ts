@@ -20,7 +20,7 @@ import type { SharedMisses } from "./replication-state.js";
 export type WritePolicy = "allInSync" | "majority" | "all";
 
 export interface ReplicationSettings {
-  /** When a write counts as stored (see README "High availability"). */
+  /** When a write counts as stored (see docs/high-availability.md). */
   readonly writePolicy: WritePolicy;
   /** Milliseconds between health checks (and repair attempts). */
   readonly healthCheckIntervalMs: number;

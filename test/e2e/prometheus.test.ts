@@ -9,7 +9,7 @@ import { type PushguardProcess, startPushguardProcess } from "./harness.js";
  * The scrape path end to end: pushes go through pushguard into a real Pushgateway, a real
  * Prometheus scrapes it every second with `honor_labels: true`, and the series are read back from
  * Prometheus' HTTP API with the pushed `job` and `instance` and the `team` label pushguard injects
- * (README "Team namespaces enforced by labels"). Deleting a group through pushguard makes its
+ * (docs/teams-and-policy.md, "Team namespaces enforced by labels"). Deleting a group through pushguard makes its
  * series go stale in Prometheus.
  */
 

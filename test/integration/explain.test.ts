@@ -141,7 +141,7 @@ describe("pushguard explain with an in-cluster Kubernetes issuer, run outside th
   let clusterConfig: string;
   beforeAll(() => {
     clusterConfig = join(dir, "in-cluster.yaml");
-    // The README's in-cluster issuer: its caFile and tokenFile exist only inside a pod.
+    // The in-cluster issuer of docs/identities.md: its caFile and tokenFile exist only inside a pod.
     writeFileSync(
       clusterConfig,
       `

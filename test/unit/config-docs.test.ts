@@ -10,7 +10,7 @@ interface JsonSchema {
   anyOf?: JsonSchema[];
 }
 
-/** Every key path the schema accepts, arrays written `key[].child` as in the README. */
+/** Every key path the schema accepts, arrays written `key[].child` as in docs/configuration.md. */
 function keyPaths(schema: JsonSchema, prefix = ""): string[] {
   const paths: string[] = [];
   for (const [name, child] of Object.entries(schema.properties ?? {})) {
@@ -23,10 +23,10 @@ function keyPaths(schema: JsonSchema, prefix = ""): string[] {
   return paths;
 }
 
-describe("README documents every config key", () => {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+describe("docs/configuration.md documents every config key", () => {
+  const reference = readFileSync(new URL("../../docs/configuration.md", import.meta.url), "utf8");
   const documented = new Set(
-    [...readme.matchAll(/^\| *`([A-Za-z0-9.[\]]+)` *\|/gm)].map((match) => match[1]),
+    [...reference.matchAll(/^\| *`([A-Za-z0-9.[\]]+)` *\|/gm)].map((match) => match[1]),
   );
   const paths = keyPaths(z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }) as JsonSchema);
 
@@ -35,7 +35,7 @@ describe("README documents every config key", () => {
     expect(paths).toContain("identities.static[].tokenFile");
   });
 
-  it.each(paths)("%s is in the README's key table", (path) => {
+  it.each(paths)("%s is in the key tables", (path) => {
     expect(documented.has(path)).toBe(true);
   });
 

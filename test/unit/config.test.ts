@@ -221,6 +221,52 @@ describe("strict keys", () => {
   });
 });
 
+describe("a typo names the key that was meant", () => {
+  it.each([
+    ["a top-level section in the wrong case", "ratelimit: { rules: [] }", "", "ratelimit", "rateLimit"],
+    ["a key in the wrong case", "body: { maxbytes: 1 }", "body", "maxbytes", "maxBytes"],
+    [
+      "a dropped letter",
+      "body: { maxDecompresedBytes: 1 }",
+      "body",
+      "maxDecompresedBytes",
+      "maxDecompressedBytes",
+    ],
+    [
+      "a key in a nested section",
+      "janitor: { enabled: false, lease: { stor: none } }",
+      "janitor.lease",
+      "stor",
+      "store",
+    ],
+  ])("%s", (_what, extra, path, key, meant) => {
+    const issues = issuesOf(yaml({ extra }));
+    expect(issues).toContainEqual({ path, message: `unknown key "${key}" (did you mean "${meant}"?)` });
+  });
+
+  it("finds the key in a list entry and in a team", () => {
+    const issues = issuesOf(
+      yaml({
+        identities: `    - { name: team-a-ci, tokenFlie: /run/token }`,
+        teams: `    - { name: team-a, members: [team-a-ci], jobs: ["team-a-*"], actions: [push], ttll: 1d }`,
+      }),
+    );
+    expect(issues).toContainEqual({
+      path: "identities.static.0",
+      message: 'unknown key "tokenFlie" (did you mean "tokenFile"?)',
+    });
+    expect(issues).toContainEqual({ path: "teams.0", message: 'unknown key "ttll" (did you mean "ttl"?)' });
+  });
+
+  it("suggests nothing when no key is close, and reports each unknown key on its own", () => {
+    const issues = issuesOf(yaml({ extra: "listen: { apii: ':1', banana: 2 }" }));
+    expect(issues).toEqual([
+      { path: "listen", message: 'unknown key "apii" (did you mean "api"?)' },
+      { path: "listen", message: 'unknown key "banana"' },
+    ]);
+  });
+});
+
 describe("no open mode", () => {
   it("needs a config path: no flag and no PUSHGUARD_CONFIG is a ConfigError", () => {
     expect(() => resolveConfigPath(undefined, {})).toThrow(ConfigError);

@@ -81,6 +81,18 @@ describe("extractCredential", () => {
     expect(problem.headers["www-authenticate"]).toContain('error="invalid_request"');
   });
 
+  it.each([
+    ["the Token scheme", `Token ${TOKEN_A}`],
+    ["an ApiKey scheme", `ApiKey ${TOKEN_A}`],
+    ["a token without a scheme", TOKEN_A],
+    ["a Bearer token with a comma", "Bearer a,b"],
+    ["Bearer without a token", "Bearer"],
+  ])("says how to send the token instead of %s: as Bearer, or as the Basic password", (_what, header) => {
+    const problem = problemOf(() => extractCredential(header));
+    expect(problem.message).toContain('"Authorization: Bearer <token>"');
+    expect(problem.message).toContain("password of HTTP Basic auth");
+  });
+
   it("never echoes the credential in the problem", () => {
     for (const header of [basic("s3cret-no-colon"), "Token s3cret-token", "Bearer s3cret token"]) {
       const problem = problemOf(() => extractCredential(header));
