@@ -12,8 +12,8 @@ import {
 import { metricNameGlob, teamValidation, validationSection } from "./validation-schema.js";
 
 /**
- * The one source of truth for pushguard's configuration file. Every key is documented in the
- * README's "Configuration" section; a test keeps the two in step.
+ * The one source of truth for pushguard's configuration file. Every key is documented in
+ * docs/configuration.md; a test keeps the two in step.
  */
 
 const MiB = 1024 * 1024;
