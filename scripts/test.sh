@@ -14,7 +14,8 @@ ensure_packages \
   golang-github-prometheus-client-golang-dev:/usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push/push.go \
   unzip:/usr/bin/unzip \
   make:/usr/bin/make \
-  openssl:/usr/bin/openssl
+  openssl:/usr/bin/openssl \
+  yamllint:/usr/bin/yamllint
 ensure_node_modules
 ensure_build
 exec npx vitest run "$@"
