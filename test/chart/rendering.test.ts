@@ -4,6 +4,7 @@ import { Pod } from "kubernetes-models/v1/Pod";
 import { Histogram, Summary } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { stringify as stringifyYaml } from "yaml";
+import { parseConfig } from "../../src/config/load.js";
 import { configSchema } from "../../src/config/schema.js";
 import { validationSection } from "../../src/config/validation-schema.js";
 import { Metrics } from "../../src/observability/metrics.js";
@@ -368,6 +369,11 @@ const REFUSED: Array<{ name: string; values: Record<string, unknown>; files?: st
     message: /store.quotas.seriesPerTeam/,
   },
   {
+    name: "an unknown metric-name ownership (schema)",
+    values: { pushguard: { config: { store: { names: { ownership: "last" } } } } },
+    message: /store.names.ownership/,
+  },
+  {
     name: "an unknown key in the store section (schema)",
     values: { pushguard: { config: { store: { quota: { groupsPerTeam: 10 } } } } },
     message: /store\b.*quota/,
@@ -611,6 +617,7 @@ describe("rendering", () => {
     const config = pushguardConfig(render(helm));
     expect(config.store).toEqual({
       index: { enabled: true, resyncIntervalMs: 300000 },
+      names: { ownership: "claimed", shared: [] },
       quotas: { groupsPerTeam: 10000, seriesPerTeam: 200000 },
     });
     expect(config.overload.maxTeamShare).toBe(0.5);
@@ -630,6 +637,7 @@ describe("rendering", () => {
     const config = pushguardConfig(objects);
     expect(config.store).toEqual({
       index: { enabled: true, resyncIntervalMs: 60000 },
+      names: { ownership: "claimed", shared: [] },
       quotas: { groupsPerTeam: 500, seriesPerTeam: 50000 },
     });
     expect(config.overload.maxTeamShare).toBe(0.25);
@@ -644,8 +652,40 @@ describe("rendering", () => {
     );
     expect(set.store).toEqual({
       index: { enabled: true, resyncIntervalMs: 300000 },
+      names: { ownership: "claimed", shared: [] },
       quotas: { groupsPerTeam: 10000, seriesPerTeam: 1000 },
     });
+  });
+
+  it("renders metric-name ownership and a team's own names, as pushguard's parser reads them", () => {
+    const values = {
+      identities: {
+        static: [
+          { name: "default-ci", sha256: "a".repeat(64) },
+          { name: "team-b-ci", sha256: "b".repeat(64) },
+        ],
+      },
+      tests: { enabled: false },
+      teams: [
+        defaultTeam,
+        {
+          name: "team-b",
+          members: ["team-b-ci"],
+          jobs: ["team-b-*"],
+          actions: ["push"],
+          validation: { metricNames: { own: ["team_b_*"] } },
+        },
+      ],
+      pushguard: { config: { store: { names: { ownership: "first", shared: ["job_duration_seconds"] } } } },
+    };
+    const config = pushguardConfig(render(helm, [valuesFile("metric-name ownership", values)]));
+    expect(config.store.names).toEqual({ ownership: "first", shared: ["job_duration_seconds"] });
+    expect(config.teams[1].validation).toEqual({ metricNames: { own: ["team_b_*"] } });
+    // pushguard's own parser (schema and identities) accepts the rendered file.
+    const parsed = parseConfig(stringifyYaml(config), "rendered pushguard.yaml", {});
+    expect(parsed.store.names).toEqual({ ownership: "first", shared: ["job_duration_seconds"] });
+    expect(parsed.teams[1]?.validation.metricNames.own).toEqual(["team_b_*"]);
+    expect(parsed.teams[0]?.validation.metricNames.own).toEqual([]);
   });
 
   const redisEgress = {
