@@ -293,13 +293,13 @@ pushgateway replica, write) what only Prometheus may.
 
 {{/*
 Why the pushgateway must keep its own consistency check, or "" when pushguard's store index makes
-it redundant: the index must be on, and several pushguard replicas must share its cross-replica
-decisions (a new family's type, a group's series) through coordination.redis, or two replicas could
-each accept one side of a conflict.
+it redundant: the index must be on, and only one pushguard replica may write. Several replicas share
+new names' types through coordination.redis, but nothing yet orders two writes to one group sent
+through two replicas (see docs/validation.md), so they keep the check.
 */}}
 {{- define "pushguard.consistencyCheckNeededBecause" -}}
 {{- if not .Values.pushguard.config.store.index.enabled }}pushguard.config.store.index.enabled is false
-{{- else if and (include "pushguard.severalReplicas" .) (not .Values.coordination.redis.url) }}several pushguard replicas (pushguard.replicaCount or pushguard.autoscaling) and no coordination.redis.url to share the store index's decisions through
+{{- else if include "pushguard.severalReplicas" . }}several pushguard replicas (pushguard.replicaCount or pushguard.autoscaling), whose shared decisions do not yet order writes to one group sent through two of them
 {{- end }}
 {{- end }}
 

@@ -112,8 +112,8 @@ afterAll(async () => {
 
 describe("the secured profile's rendered pushgateway args and pushguard config, run for real", () => {
   it("forwards a push made with a token to the pushgateway", async () => {
-    // 202: the pushgateway runs without its consistency check, so it accepts without one.
-    expect(await push("team-a-nightly", tokens["team-a-ci"])).toBe(202);
+    // 200: with two pushguard replicas the pushgateway keeps its consistency check.
+    expect(await push("team-a-nightly", tokens["team-a-ci"])).toBe(200);
     const groups = (await (await fetch(`${pushgatewayUrl}/api/v1/metrics`)).json()) as {
       data: Array<{ labels: Record<string, string> }>;
     };
@@ -152,8 +152,8 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     expect(metrics).toContain('pushguard_push_rejections_total{team="team-a",rule="reserved-label"} 1');
   });
 
-  it("runs the pushgateway without its consistency check, and pushguard's store index refuses what it would", async () => {
-    expect(pushgatewayArgs(objects)).toContain("--push.disable-consistency-check");
+  it("keeps the pushgateway's consistency check (two pushguard replicas), and pushguard's store index refuses a clash first", async () => {
+    expect(pushgatewayArgs(objects)).not.toContain("--push.disable-consistency-check");
     const put = async (job: string, token: string | undefined, body: string) => {
       const response = await fetch(`${pushguardUrl}/metrics/job/${job}`, {
         method: "PUT",
@@ -164,7 +164,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
     };
     expect(
       await put("team-a-squat", tokens["team-a-ci"], "# TYPE chart_shared counter\nchart_shared 1\n"),
-    ).toMatchObject({ status: 202 });
+    ).toMatchObject({ status: 200 });
     // Another team's group, the same family as a gauge: what the pushgateway's own check would refuse.
     const clash = await put(
       "team-b-squat",
@@ -179,7 +179,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
   });
 
   it("accepts the admin whose Secret holds only a hash, and keeps wipe closed", async () => {
-    expect(await push("anything", tokens["platform-admin"])).toBe(202);
+    expect(await push("anything", tokens["platform-admin"])).toBe(200);
     const wipe = await fetch(`${pushguardUrl}/api/v1/admin/wipe`, {
       method: "PUT",
       headers: { authorization: `Bearer ${tokens["platform-admin"]}` },
@@ -202,7 +202,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
       env: { PATH: process.env.PATH, PUSH_URL: `${pushguardUrl}${podUrl.pathname}` },
     });
     expect(result.stdout).toContain("push without a token: 401");
-    expect(result.stdout).toContain("push with the token of helm-test: 202");
+    expect(result.stdout).toContain("push with the token of helm-test: 200");
     expect(result.stdout).toContain("cleanup (delete the test group): 202");
     expect(result.status, result.stdout + result.stderr).toBe(0);
   });
@@ -210,7 +210,7 @@ describe("the secured profile's rendered pushgateway args and pushguard config, 
   it("shares rate-limit budgets through Redis, with the password from its Secret", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) statuses.push(await push("team-b-burst", tokens["team-b-ci"]));
-    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(202));
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
     expect(statuses).toContain(429);
     const keys = redis.cli("--scan", "--pattern", "pushguard:rl:*").stdout.trim().split("\n");
     expect(keys.filter(Boolean).length).toBeGreaterThan(0);
